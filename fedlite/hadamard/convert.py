@@ -85,6 +85,10 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in patterns)
 
 
+def _matches_any(pattern: str, names: list[str]) -> bool:
+    return any(_matches(n, (pattern,)) for n in names)
+
+
 def _select(model: nn.Module, mode: str, include, exclude) -> list[tuple[str, nn.Module]]:
     """The (name, module) pairs to convert; raise on names that match no layer."""
     table = LAYERS[mode]
@@ -97,10 +101,6 @@ def _select(model: nn.Module, mode: str, include, exclude) -> list[tuple[str, nn
                              f"available: {', '.join(names)}")
     return [(n, m) for n, m in layers
             if (include is None or _matches(n, include)) and not _matches(n, exclude)]
-
-
-def _matches_any(pattern: str, names: list[str]) -> bool:
-    return any(_matches(n, (pattern,)) for n in names)
 
 
 def convert(model: nn.Module, mode: str = "fedpara", gamma: float = 0.1,
@@ -167,9 +167,7 @@ def convert(model: nn.Module, mode: str = "fedpara", gamma: float = 0.1,
         rank = (check_rank(ranks[name], mode, repr(name)) if name in ranks
                 else rank_for_gamma(shape, gamma, form, mode))
         extra = {"form": form} if isinstance(module, nn.Conv2d) else {}
-        if mode != "lowrank":
-            extra["tanh"] = tanh
-        new = LAYERS[mode][type(module)].from_dense(module, rank, **extra).train(module.training)
+        new = LAYERS[mode][type(module)].from_dense(module, rank, tanh=tanh, **extra).train(module.training)
         kind = f"conv-{form}" if isinstance(module, nn.Conv2d) else "linear"
         plan.append((name, new))
         rows.append(LayerReport(name, kind, shape, rank, math.prod(shape), new.factor_params()))
