@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from fedlite.hadamard.factors import FORMS
 from fedlite.hadamard.keys import is_local_key
 from fedlite.hadamard.layers import (FactorizedLayer, HadamardConv2d, HadamardLinear,
                                      LowRankConv2d, LowRankLinear, PersonalHadamardConv2d,
@@ -143,11 +144,14 @@ def convert(model: nn.Module, mode: str = "fedpara", gamma: float = 0.1,
     Raises
     ------
     ValueError
-        Unknown mode, gamma outside [0, 1], an include/exclude/ranks name matching no layer,
-        a rank below the minimum, or a grouped convolution selected for conversion.
+        Unknown mode or conv_form, gamma outside [0, 1], an include/exclude/ranks name
+        matching no layer, a rank below the minimum, tanh with "lowrank", or a grouped
+        convolution selected for conversion.
     """
     check_mode(mode)
     check_gamma(gamma)
+    if conv_form not in FORMS:
+        raise ValueError(f"conv_form must be one of {FORMS}, got {conv_form!r}")
     exclude = default_exclude(model) if exclude is None else tuple(exclude)
     include = None if include is None else tuple(include)
     ranks = dict(ranks or {})

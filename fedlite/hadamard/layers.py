@@ -63,7 +63,8 @@ class FactorizedLayer(nn.Module):
                                         nn.Parameter(torch.empty(shape, **factory)))
             t = f"{prefix}t{suffix}" if form == "prop3" else None
             self.branch_names.append((t, f"{prefix}x{suffix}", f"{prefix}y{suffix}"))
-        self.bias = nn.Parameter(torch.empty(weight_shape[0], **factory)) if bias else None
+        self.register_parameter(
+            "bias", nn.Parameter(torch.empty(weight_shape[0], **factory)) if bias else None)
         self.reset_parameters()
 
     @property

@@ -74,6 +74,7 @@ def test_report_table():
     ({"gamma": 1.5}, "gamma"),
     ({"mode": "fedprox"}, "mode"),
     ({"mode": "lowrank", "tanh": True}, "tanh"),
+    ({"conv_form": "prop2"}, "conv_form"),
 ])
 def test_bad_arguments_leave_the_model_unchanged(kwargs, match):
     model = build_model("cnn", (1, 28, 28), 10)
