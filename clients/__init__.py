@@ -1,0 +1,1 @@
+"""Flower ClientApp: a thin adapter between Flower Messages and ``fedlite``."""

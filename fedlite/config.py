@@ -1,0 +1,183 @@
+"""The run configuration: read once from Flower's flat run config into typed, validated settings.
+
+Keys are kebab-case; method settings live under a dotted namespace (``fedpara.gamma``), the
+way Flower flattens nested TOML tables. ``RunConfig.from_mapping({})`` gives the defaults, so
+the ServerApp also works when Flower hands it an empty run config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+DATASETS = ("auto", "digits", "fashion-mnist", "mnist")
+PARTITIONERS = ("iid", "dirichlet", "pathological")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A run-config key has a bad value or is unknown; the message names the key and the fix."""
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"run config `{key}`: {message}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. Field ``foo_bar`` is run-config key ``foo-bar``."""
+
+    # federation
+    num_rounds: int = 10
+    num_clients: int = 20
+    seed: int = 0
+    strategy: str = "flwr.serverapp.strategy:FedAvg"
+    strategy_kwargs: str = "{}"
+    fraction_train: float = 1.0
+    fraction_evaluate: float = 0.0
+    node_wait_timeout: float = 120.0
+    round_timeout: float = 3600.0
+    central_eval: bool = True
+    # data
+    dataset: str = "auto"
+    data_dir: str = ""
+    partitioner: str = "dirichlet"
+    dirichlet_alpha: float = 0.5
+    classes_per_client: int = 2
+    client_test_fraction: float = 0.2
+    # model and local training
+    model: str = "cnn"
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    lr_decay: float = 1.0
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    device: str = "auto"
+    # records
+    results_dir: str = "results"
+    run_name: str = "run"
+
+    def __post_init__(self) -> None:
+        _require(self.num_rounds >= 1, "num-rounds", "must be a positive integer")
+        _require(self.num_clients >= 1, "num-clients", "must be a positive integer")
+        _require(self.dataset in DATASETS, "dataset", f"choose one of {', '.join(DATASETS)}")
+        _require(self.partitioner in PARTITIONERS, "partitioner",
+                 f"choose one of {', '.join(PARTITIONERS)}")
+        _require(self.dirichlet_alpha > 0, "dirichlet-alpha",
+                 "must be > 0 (smaller is more skewed; 0.5 is common)")
+        _require(self.classes_per_client >= 1, "classes-per-client", "must be >= 1")
+        _require(0.0 <= self.client_test_fraction < 1.0, "client-test-fraction",
+                 "must be in [0, 1)")
+        _require(0.0 < self.fraction_train <= 1.0, "fraction-train", "must be in (0, 1]")
+        _require(0.0 <= self.fraction_evaluate <= 1.0, "fraction-evaluate", "must be in [0, 1]")
+        _require(self.node_wait_timeout > 0, "node-wait-timeout", "must be > 0 seconds")
+        _require(self.round_timeout > 0, "round-timeout", "must be > 0 seconds")
+        _require(self.local_epochs >= 1, "local-epochs", "must be a positive integer")
+        _require(self.batch_size >= 1, "batch-size", "must be a positive integer")
+        _require(self.lr > 0, "lr", "must be > 0")
+        _require(0 < self.lr_decay <= 1, "lr-decay", "must be in (0, 1] (per-round factor)")
+        _require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        _require(self.weight_decay >= 0, "weight-decay", "must be >= 0")
+        _require(self.device in DEVICES, "device", f"choose one of {', '.join(DEVICES)}")
+        _require(":" in self.strategy or "." in self.strategy, "strategy",
+                 "give an import path such as 'flwr.serverapp.strategy:FedAvg' "
+                 "or '/path/to/file.py:MyStrategy'")
+        self.strategy_arguments()  # validates the JSON
+
+    def strategy_arguments(self) -> dict[str, Any]:
+        """The strategy's keyword arguments, decoded from ``strategy-kwargs`` (a JSON object)."""
+        try:
+            kwargs = json.loads(self.strategy_kwargs or "{}")
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"run config `strategy-kwargs`: not valid JSON ({err}); "
+                              "write e.g. '{\"fraction_train\": 0.5}'") from None
+        _require(isinstance(kwargs, dict), "strategy-kwargs", "must be a JSON object")
+        return kwargs
+
+    def lr_at(self, server_round: int) -> float:
+        """Learning rate for a round: ``lr * lr_decay ** (round - 1)``."""
+        return self.lr * self.lr_decay ** (server_round - 1)
+
+    # -- conversion -------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
+        """Build from a flat mapping of kebab-case (dotted for sections) keys.
+
+        Unknown keys are an error that suggests the closest known key.
+        """
+        known = dict(_walk(cls))
+        nested: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean `{close[0]}`?" if close else \
+                    "; `fedlite keys` lists every key with its default"
+                raise ConfigError(f"unknown run config key `{key}`{hint}")
+            path, kind = known[key]
+            slot = nested
+            for part in path[:-1]:
+                slot = slot.setdefault(part, {})
+            slot[path[-1]] = _coerce(key, value, kind)
+        return _build(cls, nested)
+
+    def to_flat(self) -> dict[str, Any]:
+        """The flat key mapping (what ``config.json`` and Flower's run config hold)."""
+        flat: dict[str, Any] = {}
+        for key, (path, _) in _walk(type(self)):
+            value: Any = self
+            for part in path:
+                value = getattr(value, part)
+            flat[key] = value
+        return flat
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _walk(cls: type, prefix: str = "", path: tuple[str, ...] = ()):
+    """Yield (key, (attribute path, type)) for every leaf setting, sections flattened."""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        key = prefix + f.name.replace("_", "-")
+        if dataclasses.is_dataclass(kind):
+            yield from _walk(kind, key + ".", path + (f.name,))
+        else:
+            yield key, (path + (f.name,), kind)
+
+
+def _build(cls: type, nested: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for name, value in nested.items():
+        kind = hints[name]
+        kwargs[name] = _build(kind, value) if dataclasses.is_dataclass(kind) else value
+    return cls(**kwargs)
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    """Accept what TOML, Flower and the command line give (strings for numbers, ints for floats)."""
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                return lowered in ("true", "1")
+            return bool(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"run config `{key}`: expected {name}, got {value!r}") from None

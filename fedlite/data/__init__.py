@@ -1,0 +1,56 @@
+"""Datasets and their federated split: what each client holds, deterministic from one seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from fedlite.data.partition import partition_indices, split_train_test
+from fedlite.data.sources import Dataset, download, find_idx_dir, load_dataset, read_idx, resolve_name
+
+__all__ = ["ClientData", "Dataset", "FederatedData", "download", "federated_data", "find_idx_dir",
+           "load_dataset", "partition_indices", "read_idx", "resolve_name", "split_train_test"]
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's training split and its own held-out test split."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+@dataclass(frozen=True)
+class FederatedData:
+    dataset: Dataset
+    partitions: tuple[np.ndarray, ...]
+    test_fraction: float
+    seed: int
+
+    @property
+    def num_clients(self) -> int:
+        return len(self.partitions)
+
+    def client(self, client_id: int) -> ClientData:
+        if not 0 <= client_id < self.num_clients:
+            raise ValueError(f"partition-id {client_id} is outside 0..{self.num_clients - 1}: "
+                             "num-clients in the run config must match the number of nodes")
+        train, test = split_train_test(self.partitions[client_id], self.test_fraction,
+                                       self.seed, client_id)
+        d = self.dataset
+        return ClientData(d.train_x[train], d.train_y[train], d.train_x[test], d.train_y[test])
+
+
+@lru_cache(maxsize=4)
+def federated_data(dataset: str, num_clients: int, partitioner: str, *, alpha: float = 0.5,
+                   classes_per_client: int = 2, test_fraction: float = 0.2, seed: int = 0,
+                   data_dir: str = "") -> FederatedData:
+    """Load and partition once per process (Ray workers reuse it across messages)."""
+    data = load_dataset(dataset, data_dir or None)
+    parts = partition_indices(data.train_y, num_clients, partitioner, alpha=alpha,
+                              classes_per_client=classes_per_client, seed=seed)
+    return FederatedData(data, tuple(parts), test_fraction, seed)

@@ -1,0 +1,143 @@
+"""Real datasets that work offline: scikit-learn's digits, and Fashion-MNIST / MNIST IDX files.
+
+IDX files are searched in order: an explicit directory, ``$FEDLITE_DATA_DIR/<name>``, Debian's
+``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``) and the user cache
+``~/.cache/fedlite/<name>``. ``download()`` fills the cache for users with internet; nothing
+in the framework calls it on its own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+IDX_FILES = {
+    "train-x": "train-images-idx3-ubyte", "train-y": "train-labels-idx1-ubyte",
+    "test-x": "t10k-images-idx3-ubyte", "test-y": "t10k-labels-idx1-ubyte",
+}
+MIRRORS = {
+    "fashion-mnist": "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+}
+SYSTEM_DIR = Path("/usr/share/datasets")
+CACHE_DIR = Path.home() / ".cache" / "fedlite"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as float32 (N, C, H, W), standardized; labels as int64."""
+
+    name: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.train_y.max(), self.test_y.max())) + 1
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+
+def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Where IDX files of ``name`` are looked for, in order."""
+    dirs = [Path(data_dir)] if data_dir else []
+    if os.environ.get("FEDLITE_DATA_DIR"):
+        dirs.append(Path(os.environ["FEDLITE_DATA_DIR"]) / name)
+    return dirs + [SYSTEM_DIR / name, CACHE_DIR / name]
+
+
+def find_idx_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The first directory holding all four IDX files (plain or .gz), else None."""
+    for directory in search_dirs(name, data_dir):
+        if all(_idx_path(directory, stem) for stem in IDX_FILES.values()):
+            return directory
+    return None
+
+
+def resolve_name(name: str, data_dir: str | None = None) -> str:
+    """``auto`` means Fashion-MNIST when its files are found, else digits."""
+    if name != "auto":
+        return name
+    return "fashion-mnist" if find_idx_dir("fashion-mnist", data_dir) else "digits"
+
+
+@lru_cache(maxsize=4)
+def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+    """Load a dataset by name (``digits``, ``fashion-mnist``, ``mnist`` or ``auto``)."""
+    name = resolve_name(name, data_dir)
+    if name == "digits":
+        return _load_digits()
+    if name not in MIRRORS:
+        raise ValueError(f"unknown dataset {name!r}: choose digits, fashion-mnist or mnist")
+    directory = find_idx_dir(name, data_dir)
+    if directory is None:
+        looked = ", ".join(str(d) for d in search_dirs(name, data_dir))
+        hint = ("`apt-get install dataset-fashion-mnist`, or " if name == "fashion-mnist" else "")
+        raise FileNotFoundError(
+            f"{name} IDX files not found (looked in {looked}); install them with {hint}"
+            f"`fedlite download {name}`, or point `data-dir` / $FEDLITE_DATA_DIR at them")
+    arrays = {key: read_idx(_idx_path(directory, stem)) for key, stem in IDX_FILES.items()}
+    return Dataset(name, _standardize(arrays["train-x"]), arrays["train-y"].astype(np.int64),
+                   _standardize(arrays["test-x"]), arrays["test-y"].astype(np.int64))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (gzip or not): the format MNIST and Fashion-MNIST are published in."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} bytes")
+    return data.reshape(shape)
+
+
+def download(name: str, dest: str | os.PathLike | None = None) -> Path:
+    """Download the four IDX files of ``name`` into ``dest`` (default: the user cache)."""
+    if name not in MIRRORS:
+        raise ValueError(f"no download for {name!r}: choose one of {', '.join(MIRRORS)}")
+    target = Path(dest) if dest else CACHE_DIR / name
+    target.mkdir(parents=True, exist_ok=True)
+    for stem in IDX_FILES.values():
+        if not _idx_path(target, stem):
+            partial = target / f"{stem}.gz.part"
+            urllib.request.urlretrieve(MIRRORS[name] + f"{stem}.gz", partial)
+            partial.rename(target / f"{stem}.gz")
+    return target
+
+
+def _idx_path(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _standardize(images: np.ndarray) -> np.ndarray:
+    x = images.astype(np.float32)[:, None] / 255.0
+    return (x - 0.5) / 0.5
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits  # deferred: scikit-learn is slow to import
+
+    x, y = load_digits(return_X_y=True)
+    x = ((x.astype(np.float32) / 16.0 - 0.5) / 0.5).reshape(-1, 1, 8, 8)
+    order = np.random.default_rng(0).permutation(len(y))  # fixed split, same for every run
+    cut = int(0.8 * len(y))
+    train, test = order[:cut], order[cut:]
+    return Dataset("digits", x[train], y[train].astype(np.int64), x[test], y[test].astype(np.int64))

@@ -1,0 +1,35 @@
+"""Models built by name: ``build_model("cnn", input_shape=(1, 28, 28), num_classes=10)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from fedlite.models.cnn import SmallCNN
+from fedlite.models.mlp import MLP
+from fedlite.models.resnet import ResNet
+from fedlite.models.vgg import VGG
+
+__all__ = ["MLP", "MODELS", "ResNet", "SmallCNN", "VGG", "build_model"]
+
+
+def _resnet(depth: int) -> Callable[..., nn.Module]:
+    return lambda shape, classes: ResNet(depth, in_channels=shape[0], num_classes=classes)
+
+
+MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
+    "cnn": lambda shape, classes: SmallCNN(shape[0], classes, image_size=shape[1]),
+    "mlp": lambda shape, classes: MLP(shape[0] * shape[1] * shape[2], classes),
+    "vgg-small": lambda shape, classes: VGG("vgg-small", shape[0], classes, shape[1],
+                                            classifier=(128,)),
+    "vgg16": lambda shape, classes: VGG("vgg16", shape[0], classes, shape[1]),
+    **{f"resnet{d}": _resnet(d) for d in (8, 14, 20, 26)},
+}
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Build a model from the registry; ``input_shape`` is (channels, height, width)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODELS))}")
+    return MODELS[name](tuple(input_shape), num_classes)

@@ -1,0 +1,70 @@
+"""CIFAR-style ResNet (He et al. 2016, sec. 4.2): three sections of 16/32/64 channels.
+
+Depth is 6n + 2 with n basic blocks per section (8, 14, 20, 26, ...). Growing in depth
+keeps every section's widths equal, so FSP matrices of a ResNet-8 and a ResNet-26
+have the same shapes. GroupNorm replaces BatchNorm for federated averaging.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+WIDTHS = (16, 32, 64)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(groups, out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(groups, out_channels)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.GroupNorm(groups, out_channels))
+
+    def forward(self, x):
+        out = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """ResNet-(6n+2); ``forward_sections`` exposes each section's first and last maps."""
+
+    def __init__(self, depth: int = 20, in_channels: int = 3, num_classes: int = 10,
+                 groups: int = 4) -> None:
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 26, ...), got {depth}")
+        blocks = (depth - 2) // 6
+        self.depth = depth
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, WIDTHS[0], 3, 1, 1, bias=False),
+                                  nn.GroupNorm(groups, WIDTHS[0]), nn.ReLU())
+        sections, channels = [], WIDTHS[0]
+        for index, width in enumerate(WIDTHS):
+            stride = 1 if index == 0 else 2
+            layers = []
+            for block in range(blocks):
+                layers.append(BasicBlock(channels, width, stride if block == 0 else 1, groups))
+                channels = width
+            sections.append(nn.Sequential(*layers))
+        self.sections = nn.ModuleList(sections)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward_sections(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Return the logits and, per section, (its input map, its output map)."""
+        out = self.stem(x)
+        pairs = []
+        for section in self.sections:
+            first = out
+            out = section(out)
+            pairs.append((first, out))
+        logits = self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+        return logits, pairs
+
+    def forward(self, x):
+        return self.forward_sections(x)[0]

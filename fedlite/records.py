@@ -1,0 +1,80 @@
+"""Run records: ``results/<run-id>/`` with config, one JSON line per round, summary, plot, checkpoint.
+
+A run writes into ``<run-id>.partial/`` and is renamed to ``<run-id>/`` only when it completes,
+so ``results/`` never holds a half-written run under a final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHECKPOINT = "checkpoint.npz"
+
+
+class RunRecorder:
+    def __init__(self, results_dir: str | os.PathLike, run_name: str, config: Mapping[str, Any],
+                 meta: Mapping[str, Any] | None = None) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.run_id = f"{run_name}-{stamp}-{secrets.token_hex(2)}"
+        self.final_dir = Path(results_dir) / self.run_id
+        self.dir = self.final_dir.with_name(self.run_id + ".partial")
+        self.dir.mkdir(parents=True)
+        _write_json(self.dir / "config.json", {"config": dict(config), **(meta or {})})
+        self.rounds: list[dict[str, Any]] = []
+        self.cumulative_down = self.cumulative_up = 0
+        self._last = time.perf_counter()
+
+    def log_round(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append one round (bytes are cumulated here); returns the line as written."""
+        now = time.perf_counter()
+        self.cumulative_down += int(record.get("bytes-down", 0))
+        self.cumulative_up += int(record.get("bytes-up", 0))
+        line = {**record, "cumulative-bytes-down": self.cumulative_down,
+                "cumulative-bytes-up": self.cumulative_up,
+                "cumulative-bytes": self.cumulative_down + self.cumulative_up,
+                "seconds": round(now - self._last, 4)}
+        self._last = now
+        self.rounds.append(line)
+        with open(self.dir / "rounds.jsonl", "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+        return line
+
+    def save_checkpoint(self, arrays: Mapping[str, np.ndarray], server_round: int) -> None:
+        partial = self.dir / f".{CHECKPOINT}.tmp.npz"
+        np.savez(partial, __round__=np.asarray(server_round), **dict(arrays))
+        os.replace(partial, self.dir / CHECKPOINT)
+
+    def finish(self, summary: Mapping[str, Any]) -> Path:
+        """Write the summary and plot, then give the run its final name."""
+        _write_json(self.dir / "summary.json", {"run-id": self.run_id, **summary})
+        from fedlite.plot import plot_run  # deferred: matplotlib is slow to import
+
+        plot_run(self.dir)
+        os.replace(self.dir, self.final_dir)
+        self.dir = self.final_dir
+        return self.final_dir
+
+
+def read_rounds(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "rounds.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: give a run directory under results/")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_checkpoint(run_dir: str | os.PathLike) -> tuple[int, dict[str, np.ndarray]]:
+    with np.load(Path(run_dir) / CHECKPOINT) as stored:
+        arrays = {k: stored[k] for k in stored.files if k != "__round__"}
+        return int(stored["__round__"]), arrays
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,0 +1,146 @@
+"""THE local training loop. Every method attaches to it; with none attached it is plain SGD.
+
+Attachment points:
+- a batch gate (``BatchGate``) rewrites the stream of mini-batches before the grad-enabled
+  forward (backprop skipping keeps only the samples worth a backward pass);
+- loss terms (``LossTerm``) add to, or with ``task_loss=False`` replace, cross-entropy
+  (FSP and prototype distillation);
+- callbacks (``Callback``) run at the end of each epoch and of the round.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+Batch = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0  # drives the shuffling order only
+
+
+@dataclass
+class TrainResult:
+    num_examples: int
+    loss: float
+    accuracy: float
+    samples_seen: int
+    samples_backprop: int
+    seconds: float
+    method_metrics: dict[str, float]
+
+    def metrics(self) -> dict[str, float | int]:
+        """Flat metrics as a Flower MetricRecord wants them (``num-examples`` first)."""
+        return {"num-examples": self.num_examples, "train-loss": self.loss,
+                "train-accuracy": self.accuracy, "samples-seen": self.samples_seen,
+                "samples-backprop": self.samples_backprop, "train-seconds": self.seconds,
+                **self.method_metrics}
+
+
+class BatchGate(Protocol):
+    def filter(self, model: nn.Module, batches: Iterable[Batch]) -> Iterator[Batch]: ...
+    def metrics(self) -> dict[str, float]: ...
+
+
+class LossTerm(Protocol):
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor: ...
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, epoch: int) -> None: ...
+    def on_round_end(self) -> dict[str, float]: ...
+
+
+def batches(x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    """Shuffled mini-batches of tensors already on the training device."""
+    order = torch.randperm(len(y), generator=generator).to(x.device)
+    for start in range(0, len(y), batch_size):
+        index = order[start:start + batch_size]
+        yield x[index], y[index]
+
+
+def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
+          settings: TrainSettings, *, device: str | torch.device = "cpu",
+          gate: BatchGate | None = None, loss_terms: Sequence[LossTerm] = (),
+          task_loss: bool = True, callbacks: Sequence[Callback] = (),
+          make_optimizer: Callable[[nn.Module, TrainSettings], torch.optim.Optimizer] | None = None,
+          ) -> TrainResult:
+    """Train ``model`` in place for ``settings.epochs`` local epochs and report what it did."""
+    start = time.perf_counter()
+    x, y = torch.as_tensor(x).to(device), torch.as_tensor(y).to(device)
+    model.to(device).train()
+    optimizer = (make_optimizer or sgd)(model, settings)
+    generator = torch.Generator().manual_seed(settings.seed)
+    loss_sum = correct = seen = backprop = 0.0
+    for epoch in range(settings.epochs):
+        counter = _SampleCounter(batches(x, y, settings.batch_size, generator))
+        stream: Iterable[Batch] = counter if gate is None else gate.filter(model, counter)
+        for xb, yb in stream:
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb) if task_loss else logits.new_zeros(())
+            for term in loss_terms:
+                loss = loss + term(model, xb, yb, logits)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n = len(yb)
+            loss_sum += float(loss.detach()) * n
+            correct += float((logits.detach().argmax(1) == yb).sum())
+            backprop += n
+        seen += counter.samples
+        for callback in callbacks:
+            callback.on_epoch_end(epoch)
+    method_metrics: dict[str, float] = dict(gate.metrics()) if gate is not None else {}
+    for callback in callbacks:
+        method_metrics.update(callback.on_round_end())
+    return TrainResult(num_examples=len(y), loss=loss_sum / max(backprop, 1),
+                       accuracy=correct / max(backprop, 1), samples_seen=int(seen),
+                       samples_backprop=int(backprop), seconds=time.perf_counter() - start,
+                       method_metrics=method_metrics)
+
+
+def sgd(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """SGD with momentum and weight decay; a fresh optimizer per round, as in FedAvg."""
+    return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                           weight_decay=settings.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor, *,
+             batch_size: int = 1024, device: str | torch.device = "cpu") -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy."""
+    model.to(device).eval()
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    loss_sum = correct = 0.0
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        logits = model(xb)
+        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += float((logits.argmax(1) == yb).sum())
+    return loss_sum / max(len(y), 1), correct / max(len(y), 1)
+
+
+class _SampleCounter:
+    """Counts the samples a batch stream yields (the gate may drop some of them)."""
+
+    def __init__(self, stream: Iterable[Batch]) -> None:
+        self.stream, self.samples = stream, 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        for xb, yb in self.stream:
+            self.samples += len(yb)
+            yield xb, yb

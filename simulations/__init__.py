@@ -1,0 +1,1 @@
+"""The ``fedlite`` command line: scenarios on Flower's simulation engine, benchmarks, plots."""

@@ -1,0 +1,52 @@
+"""Benchmarks: each runs a method and its baseline in one run on the same seeds, writes JSON."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = {"overhead": "simulations.bench.overhead"}
+
+
+def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -> dict[str, Any]:
+    """Run benchmark ``name``, write its JSON with provenance, print a one-line summary last."""
+    module = importlib.import_module(BENCHMARKS[name])
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    result = module.run(quick=quick)
+    record = {"benchmark": name, "quick": quick, **result,
+              "provenance": provenance(argv, started)}
+    path = Path(out) if out else Path("results") / "bench" / f"{name}{'-quick' if quick else ''}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(partial, path)
+    print(f"wrote {path}")
+    print(f"{name}: {module.summary_line(record)}")
+    return record
+
+
+def provenance(argv: list[str], started: str) -> dict[str, Any]:
+    """The command, commit and machine a benchmark ran on."""
+    import flwr
+    import torch
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True,
+                                  cwd=Path(__file__).resolve().parents[2], check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    return {"command": "fedlite " + " ".join(argv[1:]), "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "started": started, "machine": {
+                "platform": platform.platform(), "processor": platform.processor(),
+                "cpus": os.cpu_count(), "python": platform.python_version(),
+                "torch": torch.__version__, "flwr": flwr.__version__,
+                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}

@@ -1,0 +1,146 @@
+"""``fedlite``: run scenarios on Flower's simulation engine, list them, plot runs, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import tomllib
+
+from fedlite.config import ConfigError, RunConfig
+
+EPILOG = """\
+examples:
+  fedlite run                          the default scenario (Fashion-MNIST, 20 clients, FedAvg)
+  fedlite run default num-rounds=3 lr=0.1
+  fedlite run my_scenario.toml strategy=flwr.serverapp.strategy:FedMedian
+  fedlite list                         scenarios and what they do
+  fedlite keys                         every run-config key with its default
+  fedlite plot results/<run-id>        re-draw a run's plot
+  fedlite bench overhead --quick       a benchmark, side by side with its baseline
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except (ConfigError, FileNotFoundError, ValueError, TimeoutError) as err:
+        print(f"fedlite: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fedlite: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedlite", description="Federated learning on Flower's simulation engine (Ray).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scenario", description=textwrap.dedent("""\
+        Run a scenario on Flower's simulation engine, one SuperNode per client. Records go to
+        results/<run-id>/ (config.json, rounds.jsonl, summary.json, accuracy.png, checkpoint)."""))
+    run.add_argument("scenario", nargs="?", default="default",
+                     help="scenario name (`fedlite list`) or path to a .toml file")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                     help="run-config or [federation] overrides, e.g. num-rounds=5")
+    run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    run.set_defaults(handler=_run)
+
+    sub.add_parser("list", help="list scenarios").set_defaults(handler=_list)
+    sub.add_parser("keys", help="list run-config keys and defaults").set_defaults(handler=_keys)
+
+    plot = sub.add_parser("plot", help="re-draw the plot of a run directory")
+    plot.add_argument("run_dir")
+    plot.add_argument("--out", help="PNG path (default: RUN_DIR/accuracy.png)")
+    plot.set_defaults(handler=_plot)
+
+    from simulations.bench import BENCHMARKS
+
+    bench = sub.add_parser("bench", help="run a benchmark and its baseline, write JSON")
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
+    bench.add_argument("--quick", action="store_true", help="a small version (about a minute)")
+    bench.add_argument("--out", help="JSON path (default: results/bench/NAME[-quick].json)")
+    bench.set_defaults(handler=_bench)
+
+    download = sub.add_parser("download", help="download IDX files (needs internet)")
+    download.add_argument("dataset", choices=["fashion-mnist", "mnist"])
+    download.add_argument("--dest", help="directory (default: ~/.cache/fedlite/DATASET)")
+    download.set_defaults(handler=_download)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simulations.engine import simulate
+    from simulations.scenarios import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    cfg = scenario.config
+    print(f"fedlite: scenario {scenario.name}: {scenario.description}", flush=True)
+    summary = simulate(cfg, scenario.resources, verbose=args.verbose, on_round=print_progress(cfg))
+    print(f"fedlite: done: final accuracy {_pct(summary['final-accuracy'])}, "
+          f"{summary['total-bytes'] / 1e6:.1f} MB on the wire, records in {summary['run-dir']}")
+    return 0
+
+
+def print_progress(cfg: RunConfig):
+    def show(line: dict) -> None:
+        parts = [f"round {line['round']:>3}/{cfg.num_rounds}"]
+        if line.get("accuracy") is not None:
+            parts.append(f"accuracy {_pct(line['accuracy'])}  loss {line['loss']:.3f}")
+        if "bytes-down" in line:
+            parts.append(f"down {line['bytes-down'] / 1e6:.2f} MB  up {line['bytes-up'] / 1e6:.2f} MB"
+                         f"  replies {line['replies-ok']} ok {line['replies-failed']} failed")
+        parts.append(f"{line['seconds']:.1f} s")
+        print("  ".join(parts), flush=True)
+    return show
+
+
+def _list(_: argparse.Namespace) -> int:
+    from simulations.scenarios import scenario_names, scenario_path
+
+    for name in scenario_names():
+        data = tomllib.loads(scenario_path(name).read_text())
+        print(f"{name:<20} {data.get('description', '')}")
+    return 0
+
+
+def _keys(_: argparse.Namespace) -> int:
+    for key, value in RunConfig().to_flat().items():
+        print(f"{key} = {value!r}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from fedlite.plot import plot_run
+
+    print(plot_run(args.run_dir, args.out))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from simulations.bench import run_benchmark
+
+    run_benchmark(args.name, quick=args.quick, out=args.out, argv=sys.argv)
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from fedlite.data import download
+
+    print(download(args.dataset, args.dest))
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Scenario files: a description, a ``[config]`` table of run-config keys and a ``[federation]``
+table of simulation resources. ``key=value`` overrides go to whichever table knows the key."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedlite.config import ConfigError, RunConfig
+from simulations.engine import Resources
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+FEDERATION_KEYS = {"client-resources-num-cpus": "num_cpus", "client-resources-num-gpus": "num_gpus"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    config: RunConfig
+    resources: Resources
+
+
+def scenario_names() -> list[str]:
+    return sorted(path.stem for path in SCENARIO_DIR.glob("*.toml"))
+
+
+def scenario_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        return path
+    candidate = SCENARIO_DIR / f"{name_or_path}.toml"
+    if candidate.is_file():
+        return candidate
+    raise ConfigError(f"no scenario {name_or_path!r}: choose one of {', '.join(scenario_names())} "
+                      f"(`fedlite list`), or give the path of a .toml file")
+
+
+def load_scenario(name_or_path: str, overrides: list[str] = ()) -> Scenario:
+    """Read a scenario and apply ``key=value`` overrides; every key and value is validated."""
+    path = scenario_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    unknown = set(data) - {"description", "config", "federation"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables {sorted(unknown)}; a scenario has "
+                          "`description`, `[config]` and `[federation]`")
+    config, federation = dict(data.get("config", {})), dict(data.get("federation", {}))
+    for key in federation:
+        if key not in FEDERATION_KEYS:
+            raise ConfigError(f"{path}: unknown [federation] key `{key}`; known: "
+                              f"{', '.join(FEDERATION_KEYS)}")
+    for item in overrides:
+        key, value = parse_override(item)
+        (federation if key in FEDERATION_KEYS else config)[key] = value
+    try:
+        resources = Resources(**{FEDERATION_KEYS[k]: float(v) for k, v in federation.items()})
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return Scenario(path.stem, str(data.get("description", "")), RunConfig.from_mapping(config),
+                    resources)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``key=value`` with a TOML value (``lr=0.1``, ``model=cnn``, ``central-eval=false``)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not key=value (e.g. num-rounds=5)")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # bare words such as model=cnn
+    return key.strip(), value

@@ -1,0 +1,1 @@
+"""Flower ServerApp and strategy adapters: load any Strategy by import path, account for bytes."""

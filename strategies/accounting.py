@@ -1,0 +1,104 @@
+"""A strategy wrapper that measures the real bytes on the wire and the replies of each round."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+
+@dataclass
+class RoundTraffic:
+    bytes_down: int = 0
+    bytes_up: int = 0
+    replies_ok: int = 0
+    replies_failed: int = 0
+    train_metrics: dict[str, Any] = field(default_factory=dict)
+    evaluate_metrics: dict[str, Any] = field(default_factory=dict)
+    client_accuracies: list[float] = field(default_factory=list)
+
+
+def array_bytes(messages: Iterable[Message]) -> int:
+    """Bytes of every ArrayRecord in the messages, as Flower serializes them."""
+    return sum(record.count_bytes() for msg in messages if not msg.has_error()
+               for record in msg.content.array_records.values())
+
+
+COUNTS = ("num-examples", "samples-seen", "samples-backprop")
+
+
+def summarize_client_metrics(records: list[MetricRecord]) -> dict[str, float]:
+    """Counts are summed, ``train-seconds`` is summed and maxed, the rest is averaged
+    weighted by ``num-examples`` (what a strategy's metric average would hide)."""
+    if not records:
+        return {}
+    weights = [float(r.get("num-examples", 1)) for r in records]
+    total = sum(weights) or 1.0
+    summary: dict[str, float] = {}
+    for key in {k for r in records for k, v in r.items() if isinstance(v, (int, float))}:
+        values = [float(r[key]) for r in records if key in r]
+        if key in COUNTS:
+            summary[key] = sum(values)
+        elif key == "train-seconds":
+            summary["train-seconds"], summary["train-seconds-max"] = sum(values), max(values)
+        else:
+            summary[key] = sum(float(r[key]) * w for r, w in zip(records, weights)
+                               if key in r) / total
+    return summary
+
+
+class Accounting(Strategy):
+    """Delegates every hook to ``inner`` and keeps a ``RoundTraffic`` per round."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+        self.rounds: dict[int, RoundTraffic] = {}
+
+    def __getattr__(self, name: str) -> Any:  # e.g. fraction_train of the wrapped strategy
+        return getattr(self.inner, name)
+
+    def _round(self, server_round: int) -> RoundTraffic:
+        return self.rounds.setdefault(server_round, RoundTraffic())
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        self._round(server_round).bytes_down += array_bytes(messages)
+        return messages
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        traffic = self._round(server_round)
+        traffic.bytes_up += array_bytes(replies)
+        traffic.replies_failed += sum(msg.has_error() for msg in replies)
+        traffic.replies_ok += sum(not msg.has_error() for msg in replies)
+        traffic.train_metrics = summarize_client_metrics(
+            [record for msg in replies if not msg.has_error()
+             for record in msg.content.metric_records.values()])
+        return self.inner.aggregate_train(server_round, replies)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        messages = list(self.inner.configure_evaluate(server_round, arrays, config, grid))
+        self._round(server_round).bytes_down += array_bytes(messages)
+        return messages
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
+                           ) -> MetricRecord | None:
+        replies = list(replies)
+        traffic = self._round(server_round)
+        traffic.bytes_up += array_bytes(replies)
+        traffic.client_accuracies = [
+            float(record["eval-accuracy"]) for msg in replies if not msg.has_error()
+            for record in msg.content.metric_records.values() if "eval-accuracy" in record]
+        metrics = self.inner.aggregate_evaluate(server_round, replies)
+        traffic.evaluate_metrics = dict(metrics or {})
+        return metrics
+
+    def summary(self) -> None:
+        self.inner.summary()
