@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     level = flwr_logger.level
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
     try:
         _run_simulation(num_supernodes=cfg.num_clients,
                         exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
