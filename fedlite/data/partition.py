@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+CACHE_VERSION = 2  # bump when a scheme's output changes, so stale cached splits are not reused
 CACHE_DIR = Path(os.environ.get("FEDLITE_CACHE_DIR", Path.home() / ".cache" / "fedlite")) / "partitions"
 
 
@@ -67,8 +68,12 @@ def _partition(labels, num_clients, scheme, alpha, classes_per_client, seed) -> 
             seed=seed)
     else:
         raise ValueError(f"unknown partitioner {scheme!r}: choose iid, dirichlet or pathological")
-    partitioner.dataset = Dataset.from_dict({"label": labels.tolist(),
-                                             "idx": np.arange(len(labels)).tolist()})
+    # IidPartitioner cuts contiguous shards in dataset order and takes no seed: shuffle the
+    # rows first so an iid split is random and follows `seed` like the other schemes.
+    order = (np.random.default_rng(seed).permutation(len(labels)) if scheme == "iid"
+             else np.arange(len(labels)))
+    partitioner.dataset = Dataset.from_dict({"label": labels[order].tolist(),
+                                             "idx": order.tolist()})
     try:
         return [np.sort(np.asarray(partitioner.load_partition(i)["idx"], dtype=np.int64))
                 for i in range(num_clients)]
@@ -79,7 +84,7 @@ def _partition(labels, num_clients, scheme, alpha, classes_per_client, seed) -> 
 
 def _cache_key(labels, *settings) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(labels).tobytes())
-    digest.update(repr(settings).encode())
+    digest.update(repr((CACHE_VERSION, *settings)).encode())
     return digest.hexdigest()[:24]
 
 
