@@ -1,0 +1,37 @@
+"""Confidence-based backprop skipping with a dynamically chosen threshold (seed 002).
+
+The seed's modules, one component each:
+- computation (210): ``computation.selection_logits`` + ``labeled_confidence`` pick the samples
+  worth a backward; ``queue.KeptQueue`` gathers them into full batches for the loop's
+  forward + backward, which gives the approximate weight gradient;
+- weight update (220): the loop's optimizer step, on the kept samples only (no step when a
+  whole batch is skipped);
+- control (230): ``control.SkipControl`` (batch size, bins, error bound, update period);
+- threshold selection (240): ``threshold.ConfidenceHistogram`` (CF accumulation),
+  ``interpolate_gradient`` (linear interpolation), ``choose_threshold`` (threshold decision).
+``gate.SkipGate`` puts them together as a ``BatchGate`` for ``fedlite.train.train``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import numpy as np
+
+from fedlite.config import RunConfig
+from fedlite.train.skip.computation import labeled_confidence, selection_logits
+from fedlite.train.skip.control import SkipControl
+from fedlite.train.skip.gate import SkipGate
+from fedlite.train.skip.queue import KeptQueue
+from fedlite.train.skip.threshold import (ConfidenceHistogram, choose_threshold, dropped_share,
+                                          interpolate_gradient)
+
+
+def skip_gate(cfg: RunConfig, state: MutableMapping[str, np.ndarray] | None) -> SkipGate | None:
+    """The gate a run config asks for (``skip.enabled``), or None for plain training."""
+    return SkipGate(SkipControl.from_run_config(cfg), state) if cfg.skip.enabled else None
+
+
+__all__ = ["ConfidenceHistogram", "KeptQueue", "SkipControl", "SkipGate", "choose_threshold",
+           "dropped_share", "interpolate_gradient", "labeled_confidence", "selection_logits",
+           "skip_gate"]

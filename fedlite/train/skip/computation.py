@@ -1,0 +1,60 @@
+"""Computation (seed module 210), selection half: which samples of a mini-batch get a backward.
+
+A forward without autograd gives each sample's confidence, the softmax probability of its
+LABELED class (so a confidently wrong sample has a low confidence and is always kept), and the
+norm of its output gradient. The loop's own forward + backward then runs on the kept samples
+only (see ``queue.KeptQueue``), which yields the approximate weight gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def labeled_confidence(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Per sample: p_y (confidence in the labeled class) and ||p - e_y||_2 (output gradient)."""
+    p = F.softmax(logits.float(), dim=1)
+    p_y = p.gather(1, y.view(-1, 1)).squeeze(1)
+    # ||p - e_y||^2 = sum_k p_k^2 - 2 p_y + 1, without building the one-hot matrix
+    grad_norm = (p.square().sum(1) - 2 * p_y + 1).clamp_min(0).sqrt()
+    return p_y, grad_norm
+
+
+def selection_logits(model: nn.Module, x: Tensor) -> Tensor:
+    """The model's logits in its current mode, in inference mode (no autograd), leaving no trace.
+
+    The current (training) mode is kept so the confidence is what the training forward would
+    see; but a selection pass must not change training: batch-norm running statistics are
+    restored afterwards and dropout draws from a forked random stream.
+    """
+    with torch.inference_mode(), _restored_running_stats(model), \
+            _forked_rng_if_dropout(model, x):
+        return model(x)
+
+
+@contextmanager
+def _restored_running_stats(model: nn.Module) -> Iterator[None]:
+    norms = [m for m in model.modules()
+             if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
+    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False) if b is not None}
+             for m in norms]
+    try:
+        yield
+    finally:
+        for module, buffers in zip(norms, saved):
+            for name, value in buffers.items():
+                getattr(module, name).copy_(value)
+
+
+def _forked_rng_if_dropout(model: nn.Module, x: Tensor):
+    if not any(isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0
+               for m in model.modules()):
+        return ExitStack()  # nothing random in the forward: forking would only cost time
+    devices = [x.device] if x.device.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices)

@@ -1,0 +1,63 @@
+"""Computation: labeled-class confidence, output-gradient norm, a selection forward without
+side effects, and the queue that re-batches kept samples."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fedlite.train.skip import KeptQueue, labeled_confidence, selection_logits
+
+
+def test_confidence_is_the_labeled_class_probability_so_confident_mistakes_stay_low():
+    # Prepare: sample 0 predicts class 2 with ~0.99 but is labeled 0
+    logits = torch.tensor([[0.0, 0.0, 6.0], [6.0, 0.0, 0.0]])
+    y = torch.tensor([0, 0])
+    # Execute
+    confidence, grad_norm = labeled_confidence(logits, y)
+    # Assert
+    assert confidence[0] < 0.01 and confidence[1] > 0.99
+    assert grad_norm[0] > 1.3 and grad_norm[1] < 0.02
+
+
+def test_gradient_norm_equals_the_autograd_output_gradient():
+    # Prepare
+    torch.manual_seed(0)
+    logits = torch.randn(16, 10, requires_grad=True)
+    y = torch.randint(0, 10, (16,))
+    # Execute: d(sum of per-sample CE)/d logits row i is p_i - e_{y_i}
+    F.cross_entropy(logits, y, reduction="sum").backward()
+    _, grad_norm = labeled_confidence(logits.detach(), y)
+    # Assert
+    torch.testing.assert_close(grad_norm, logits.grad.norm(dim=1), rtol=1e-5, atol=1e-6)
+
+
+def test_selection_forward_leaves_batchnorm_stats_and_dropout_rng_untouched():
+    # Prepare
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3))
+    model.train()
+    x = torch.randn(32, 4)
+    mean_before = model[1].running_mean.clone()
+    torch.manual_seed(123)
+    # Execute
+    logits = selection_logits(model, x)
+    after = torch.rand(3)
+    # Assert
+    assert not logits.requires_grad
+    torch.testing.assert_close(model[1].running_mean, mean_before)
+    assert model[1].num_batches_tracked == 0
+    torch.manual_seed(123)
+    torch.testing.assert_close(after, torch.rand(3))
+
+
+def test_queue_yields_full_batches_in_arrival_order_and_flushes_the_rest():
+    # Prepare
+    queue = KeptQueue(batch_size=4)
+    chunks = [torch.arange(0, 3), torch.arange(3, 4), torch.arange(4, 10), torch.arange(10, 11)]
+    # Execute
+    out = [y for chunk in chunks for _, y in queue.push(chunk.float(), chunk)]
+    out += [y for _, y in queue.flush()]
+    # Assert
+    assert [t.tolist() for t in out] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
+    assert list(queue.flush()) == []

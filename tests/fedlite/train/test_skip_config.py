@@ -1,0 +1,39 @@
+"""The ``skip.*`` run-config keys: defaults, coercion, errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedlite.config import ConfigError, RunConfig
+from fedlite.train.skip import SkipControl, skip_gate
+
+
+def test_defaults_are_off_and_keys_are_dotted():
+    flat = RunConfig().to_flat()
+    assert flat["skip.enabled"] is False
+    assert {"skip.error-bound", "skip.bins", "skip.period"} <= set(flat)
+    assert skip_gate(RunConfig(), {}) is None
+
+
+def test_keys_coerce_from_strings():
+    cfg = RunConfig.from_mapping({"skip.enabled": "true", "skip.error-bound": "0.2",
+                                  "skip.bins": "20", "skip.period": "epoch"})
+    control = SkipControl.from_run_config(cfg)
+    assert (control.error_bound, control.bins, control.period) == (0.2, 20, "epoch")
+    assert skip_gate(cfg, {}) is not None
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("skip.error-bound", 1.0), ("skip.error-bound", -0.1), ("skip.error-bound", "nan"),
+    ("skip.bins", 0), ("skip.bins", -3), ("skip.period", "batch"), ("skip.period", "3"),
+])
+def test_bad_values_name_their_key(key, value):
+    with pytest.raises(ConfigError, match=f"run config `{key}`"):
+        RunConfig.from_mapping({key: value})
+
+
+def test_control_built_directly_is_validated_the_same_way():
+    with pytest.raises(ConfigError, match="`skip.error-bound`"):
+        SkipControl(error_bound=1.5)
+    with pytest.raises(ConfigError, match="`skip.bins`"):
+        SkipControl(bins=0)

@@ -1,0 +1,137 @@
+"""The gate in THE training loop: neutral at bound 0, fewer rows in the backward, all-skipped
+batches counted, per-client state under ``skip/``, wiring through ``local_round``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fedlite.config import RunConfig, SkipConfig
+from fedlite.federation import local_round
+from fedlite.models import build_model
+from fedlite.train import TrainSettings, train
+from fedlite.train.skip import SkipControl, SkipGate
+
+SETTINGS = TrainSettings(epochs=2, batch_size=32, lr=0.05, seed=3)
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model("cnn", (1, 8, 8), 10)
+
+
+def _train(digits, gate=None, model=None, settings=SETTINGS):
+    model = model or _model()
+    result = train(model, digits.train_x[:600], digits.train_y[:600], settings, gate=gate,
+                   callbacks=() if gate is None else [gate])
+    return model, result
+
+
+def _rows_in_grad_forwards(model: torch.nn.Module) -> list[int]:
+    rows: list[int] = []
+    model.classifier[-1].register_forward_hook(
+        lambda _m, inputs, _o: rows.append(len(inputs[0])) if torch.is_grad_enabled() else None)
+    return rows
+
+
+def test_error_bound_zero_trains_exactly_like_the_plain_loop(digits):
+    # Execute
+    plain, plain_result = _train(digits)
+    gated, gated_result = _train(digits, SkipGate(SkipControl(error_bound=0.0, period="epoch")))
+    # Assert
+    for (name, a), (_, b) in zip(plain.state_dict().items(), gated.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert gated_result.samples_backprop == gated_result.samples_seen == 1200
+    assert gated_result.loss == plain_result.loss
+    assert gated_result.method_metrics["skip-backprop-fraction"] == 1.0
+
+
+def test_kept_samples_backward_runs_on_fewer_rows(digits):
+    # Prepare: a trained-ish model, then a gate whose threshold skips confident samples
+    model, _ = _train(digits, settings=TrainSettings(epochs=5, batch_size=32, lr=0.05))
+    rows = _rows_in_grad_forwards(model)
+    gate = SkipGate(SkipControl(error_bound=0.2), {"skip/threshold": np.array([0.9])})
+    # Execute
+    _, result = _train(digits, gate, model=model, settings=TrainSettings(epochs=1, batch_size=32))
+    # Assert: the grad-enabled forwards saw only the kept rows, in full batches but the last
+    assert sum(rows) == result.samples_backprop < 0.6 * result.samples_seen
+    assert result.samples_seen == 600
+    assert all(n == 32 for n in rows[:-1]) and 0 < rows[-1] <= 32
+    assert result.method_metrics["skip-backprop-fraction"] == pytest.approx(sum(rows) / 600)
+
+
+def test_confidently_wrong_samples_are_never_skipped(digits):
+    # Prepare: a model that is confident on its training data, labels flipped for 50 samples
+    model, _ = _train(digits, settings=TrainSettings(epochs=8, batch_size=32, lr=0.05))
+    x, y = digits.train_x[:600], digits.train_y[:600].copy()
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(x)).argmax(1).numpy()
+    wrong = np.arange(50)
+    y[wrong] = (predicted[wrong] + 1) % 10
+    seen_labels: list[np.ndarray] = []
+    gate = SkipGate(SkipControl(error_bound=0.5), {"skip/threshold": np.array([0.5])})
+    # Execute: collect what the gate lets through (it is the loop's only batch source)
+    stream = gate.filter(model, [(torch.as_tensor(x[i:i + 50]), torch.as_tensor(y[i:i + 50]))
+                                 for i in range(0, 600, 50)])
+    for xb, yb in stream:
+        seen_labels.append(xb.numpy().reshape(len(yb), -1))
+    kept_rows = np.concatenate(seen_labels)
+    # Assert: every flipped (confidently wrong) sample is among the kept rows, many others not
+    flat = x.reshape(600, -1)
+    for i in wrong:
+        assert (kept_rows == flat[i]).all(axis=1).any(), i
+    assert len(kept_rows) < 400
+
+
+def test_all_skipped_batches_are_counted_not_an_error(digits):
+    # Prepare: tau = 0 skips every sample (confidences are > 0)
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    gate = SkipGate(SkipControl(error_bound=0.5, period="round"),
+                    {"skip/threshold": np.array([0.0])})
+    # Execute
+    _, result = _train(digits, gate, model=model)
+    # Assert: nothing backpropagated, no update, every sample seen and counted
+    assert result.samples_seen == 1200 and result.samples_backprop == 0
+    assert result.method_metrics["skip-backprop-fraction"] == 0.0
+    assert result.method_metrics["skip-dropped-gradient"] == pytest.approx(1.0)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+
+
+def test_state_persists_threshold_and_period_statistics(digits):
+    # Prepare
+    state: dict[str, np.ndarray] = {}
+    model, _ = _train(digits, settings=TrainSettings(epochs=5, batch_size=32, lr=0.05))
+    # Execute: two "rounds" sharing the state dict
+    _, first = _train(digits, SkipGate(SkipControl(error_bound=0.3, bins=10), state), model=model)
+    tau = float(state["skip/threshold"][0])
+    _, second = _train(digits, SkipGate(SkipControl(error_bound=0.3, bins=10), state),
+                       model=model)
+    # Assert: round 1 kept everything (no statistics yet) and chose tau for round 2
+    assert set(state) == {"skip/threshold", "skip/counts", "skip/grad-sums"}
+    assert state["skip/counts"].shape == (10,) and state["skip/counts"].sum() == 1200
+    assert first.samples_backprop == 1200 and first.method_metrics["skip-threshold"] == 1.0
+    assert tau < 1.0
+    assert second.method_metrics["skip-threshold"] == tau
+    assert second.samples_backprop < second.samples_seen
+    assert 0 < second.method_metrics["skip-estimated-error"] <= 0.5
+
+
+def test_local_round_attaches_the_gate_only_when_enabled(digits):
+    # Prepare
+    from fedlite.data import ClientData
+
+    client = ClientData(digits.train_x[:300], digits.train_y[:300], digits.test_x[:10],
+                        digits.test_y[:10])
+    on = RunConfig(dataset="digits", skip=SkipConfig(enabled=True, error_bound=0.1))
+    state: dict[str, np.ndarray] = {}
+    # Execute
+    plain = local_round(_model(), client, RunConfig(dataset="digits"), 1, 0, state=state)
+    skipping = local_round(_model(), client, on, 1, 0, state=state)
+    # Assert
+    assert not any(k.startswith("skip-") for k in plain.metrics())
+    assert {"skip-threshold", "skip-backprop-fraction", "skip-estimated-error"} <= \
+        set(skipping.metrics())
+    assert all(k.startswith("skip/") for k in state) and "skip/threshold" in state
