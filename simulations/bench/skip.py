@@ -1,0 +1,164 @@
+"""Backprop skipping: the default Fashion-MNIST FedAvg scenario with and without skipping, same
+rounds, clients and seeds, through Flower's simulation engine; plus a sweep of the error bound
+(drawn as a PNG) and the same pair with FedPara layers when the ``fedpara`` section exists.
+
+Client time is noisy on a shared machine, so after the main pair (plain, then skip) a shorter
+pair runs in the reverse order (skip, then plain): the two orders bracket any drift in
+contention. Round 1 is also reported apart, as it carries each worker's one-off start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fedlite.config import RunConfig
+from simulations.engine import Resources, simulate
+from simulations.scenarios import load_scenario
+
+ERROR_BOUND = 0.1
+REPEAT_ROUNDS = 3  # the reversed timing pair, and the sweep and FedPara runs
+SWEEP_PNG = Path("docs/benchmarks/skip_sweep.png")
+
+
+def workload(quick: bool) -> RunConfig:
+    cfg = load_scenario("default").config
+    changes: dict[str, Any] = {"results-dir": "results/bench-runs", "run-name": "bench-skip"}
+    if quick:  # scikit-learn digits: the same code path in about a minute
+        changes |= {"dataset": "digits", "num-rounds": 4, "num-clients": 10}
+    return with_keys(cfg, changes)
+
+
+def with_keys(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
+    return RunConfig.from_mapping({**cfg.to_flat(), **changes})
+
+
+def skipping(cfg: RunConfig, bound: float) -> RunConfig:
+    return with_keys(cfg, {"skip.enabled": bound > 0, "skip.error-bound": bound})
+
+
+def measure(cfg: RunConfig) -> dict[str, Any]:
+    """One run on Flower's engine, reduced to per-round series."""
+    lines: list[dict[str, Any]] = []
+    simulate(cfg, Resources(num_cpus=1), on_round=lines.append)
+    lines = [line for line in lines if line["round"] >= 1]  # round 0: the initial evaluation
+    series = {"accuracy": "accuracy", "seen": "train/samples-seen",
+              "backprop": "train/samples-backprop", "client_seconds": "train/train-seconds",
+              "threshold": "train/skip-threshold", "estimated_error": "train/skip-estimated-error",
+              "dropped_gradient": "train/skip-dropped-gradient"}
+    return {name: [line.get(key) for line in lines] for name, key in series.items()}
+
+
+def totals(outcome: dict[str, Any], rounds: int | None = None) -> dict[str, float]:
+    """Final accuracy, backprop fraction and client seconds over the first ``rounds`` rounds.
+
+    Round 1 also pays each worker's one-off start-up costs (first kernels), the same in both
+    arms; ``client_seconds_after_round_1`` leaves it out.
+    """
+    cut = {name: values[:rounds] for name, values in outcome.items()}
+    seen, backprop = sum(cut["seen"]), sum(cut["backprop"])
+    return {"accuracy": cut["accuracy"][-1], "backprop_fraction": backprop / seen,
+            "client_seconds": sum(cut["client_seconds"]),
+            "client_seconds_after_round_1": sum(cut["client_seconds"][1:])}
+
+
+def run(quick: bool) -> dict[str, Any]:
+    cfg = workload(quick)
+    runs = {"plain": measure(cfg), "skip": measure(skipping(cfg, ERROR_BOUND))}
+    plain, skip = totals(runs["plain"]), totals(runs["skip"])
+    # The reversed pair (skip first), shorter: if contention drifted during the main pair,
+    # the saving measured in the other order shows it.
+    short = with_keys(cfg, {"num-rounds": REPEAT_ROUNDS, "run-name": "bench-skip-repeat"})
+    reversed_skip = totals(measure(skipping(short, ERROR_BOUND)))
+    reversed_plain = totals(measure(short))
+    seconds_plain, seconds_skip = plain["client_seconds"], skip["client_seconds"]
+    result = {
+        "rounds": cfg.num_rounds, "clients": cfg.num_clients, "dataset": cfg.dataset,
+        "model": cfg.model, "error_bound": ERROR_BOUND,
+        "accuracy_plain": plain["accuracy"], "accuracy_skip": skip["accuracy"],
+        "backprop_fraction": round(skip["backprop_fraction"], 4),
+        "client_seconds_plain": round(seconds_plain, 2),
+        "client_seconds_skip": round(seconds_skip, 2),
+        "time_saving": round(1 - seconds_skip / seconds_plain, 4),
+        "time_saving_after_round_1": round(1 - skip["client_seconds_after_round_1"]
+                                           / plain["client_seconds_after_round_1"], 4),
+        "reversed_pair": {
+            "rounds": REPEAT_ROUNDS, "order": "skip, then plain",
+            "client_seconds_plain": round(reversed_plain["client_seconds"], 2),
+            "client_seconds_skip": round(reversed_skip["client_seconds"], 2),
+            "time_saving": round(1 - reversed_skip["client_seconds"]
+                                 / reversed_plain["client_seconds"], 4),
+            "time_saving_main_pair_same_rounds": round(
+                1 - totals(runs["skip"], REPEAT_ROUNDS)["client_seconds"]
+                / totals(runs["plain"], REPEAT_ROUNDS)["client_seconds"], 4)},
+        "runs": runs,
+        "sweep": sweep(cfg, quick, runs),
+        "fedpara": fedpara_pair(cfg, quick),
+        "goal": {"skipped_fraction_min": 0.40, "time_saving_min": 0.25,
+                 "accuracy_drop_max_points": 0.5},
+    }
+    png = Path("results/bench/skip_sweep-quick.png") if quick else SWEEP_PNG
+    result["sweep_png"] = str(draw_sweep(result["sweep"], png))
+    return result
+
+
+def sweep(cfg: RunConfig, quick: bool, runs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Skip fraction and accuracy against the bound, over the first few rounds.
+
+    Bounds 0 and ERROR_BOUND are the main runs cut at that round (same seeds, same trajectory).
+    """
+    rounds = REPEAT_ROUNDS
+    short = with_keys(cfg, {"num-rounds": rounds, "run-name": "bench-skip-sweep"})
+    outcomes = {0.0: totals(runs["plain"], rounds), ERROR_BOUND: totals(runs["skip"], rounds)}
+    for bound in ((0.3,) if quick else (0.05, 0.3)):
+        outcomes[bound] = totals(measure(skipping(short, bound)))
+    return [{"error_bound": bound, "rounds": rounds, "accuracy": o["accuracy"],
+             "backprop_fraction": round(o["backprop_fraction"], 4),
+             "client_seconds": round(o["client_seconds"], 2)}
+            for bound, o in sorted(outcomes.items())]
+
+
+def fedpara_pair(cfg: RunConfig, quick: bool) -> dict[str, Any] | None:
+    """The same comparison with FedPara layers, when the ``fedpara`` section exists."""
+    if "fedpara.mode" not in cfg.to_flat():
+        return None
+    para = with_keys(cfg, {"fedpara.mode": "fedpara", "num-rounds": REPEAT_ROUNDS,
+                           "run-name": "bench-skip-fedpara"})
+    plain, skip = totals(measure(para)), totals(measure(skipping(para, ERROR_BOUND)))
+    return {"rounds": para.num_rounds, "accuracy_plain": plain["accuracy"],
+            "accuracy_skip": skip["accuracy"],
+            "backprop_fraction": round(skip["backprop_fraction"], 4),
+            "client_seconds_plain": round(plain["client_seconds"], 2),
+            "client_seconds_skip": round(skip["client_seconds"], 2)}
+
+
+def draw_sweep(points: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bounds = [p["error_bound"] for p in points]
+    fig, left = plt.subplots(figsize=(5.5, 3.6))
+    left.plot(bounds, [1 - p["backprop_fraction"] for p in points], "o-", color="tab:blue")
+    left.set_xlabel("error bound (skip.error-bound)")
+    left.set_ylabel("backprop passes skipped", color="tab:blue")
+    right = left.twinx()
+    right.plot(bounds, [100 * p["accuracy"] for p in points], "s--", color="tab:red")
+    right.set_ylabel("final accuracy (%)", color="tab:red")
+    left.set_title("Backprop skipping: error-bound sweep")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    skipped = 1 - record["backprop_fraction"]
+    drop = 100 * (record["accuracy_plain"] - record["accuracy_skip"])
+    return (f"skipped {100 * skipped:.1f}% of backprop passes (goal >= 40%), client time "
+            f"{record['client_seconds_skip']:.1f} s vs {record['client_seconds_plain']:.1f} s "
+            f"= {100 * record['time_saving']:.1f}% less (goal >= 25%), accuracy "
+            f"{100 * record['accuracy_skip']:.2f}% vs {100 * record['accuracy_plain']:.2f}% "
+            f"({drop:+.2f} points lost; goal <= 0.5)")
