@@ -57,8 +57,13 @@ def load_scenario(name_or_path: str, overrides: list[str] = ()) -> Scenario:
     for item in overrides:
         key, value = parse_override(item)
         (federation if key in FEDERATION_KEYS else config)[key] = value
+    for key, value in federation.items():
+        try:
+            federation[key] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"[federation] `{key}`: expected a number, got {value!r}") from None
     try:
-        resources = Resources(**{FEDERATION_KEYS[k]: float(v) for k, v in federation.items()})
+        resources = Resources(**{FEDERATION_KEYS[k]: v for k, v in federation.items()})
     except ValueError as err:
         raise ConfigError(str(err)) from None
     return Scenario(path.stem, str(data.get("description", "")), RunConfig.from_mapping(config),

@@ -25,7 +25,7 @@ def import_object(path: str) -> Any:
             module = _import_file(Path(module_name))
         else:
             module = importlib.import_module(module_name)
-    except (ImportError, FileNotFoundError) as err:
+    except (ImportError, FileNotFoundError, SyntaxError) as err:
         raise ValueError(f"strategy {path!r}: cannot import {module_name!r} ({err}); check the "
                          "spelling, or that its directory is on PYTHONPATH") from None
     if not hasattr(module, attr):
@@ -33,12 +33,18 @@ def import_object(path: str) -> Any:
     return getattr(module, attr)
 
 
-def load_strategy(path: str, kwargs: dict[str, Any]) -> Strategy:
-    """Instantiate the strategy class at ``path`` with ``kwargs`` (its own argument names)."""
+def strategy_class(path: str) -> type[Strategy]:
+    """The class at ``path``, checked to be a Flower ``Strategy``."""
     cls = import_object(path)
     if not (inspect.isclass(cls) and issubclass(cls, Strategy)):
         raise ValueError(f"strategy {path!r} is {cls!r}, not a subclass of "
                          "flwr.serverapp.strategy.Strategy")
+    return cls
+
+
+def load_strategy(path: str, kwargs: dict[str, Any]) -> Strategy:
+    """Instantiate the strategy class at ``path`` with ``kwargs`` (its own argument names)."""
+    cls = strategy_class(path)
     try:
         inspect.signature(cls).bind(**kwargs)
     except TypeError as err:
@@ -48,7 +54,7 @@ def load_strategy(path: str, kwargs: dict[str, Any]) -> Strategy:
 
 def accepted_arguments(path: str) -> set[str]:
     """The keyword arguments the strategy's constructor names (``**kwargs`` excluded)."""
-    params = inspect.signature(import_object(path)).parameters.values()
+    params = inspect.signature(strategy_class(path)).parameters.values()
     return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
@@ -59,5 +65,9 @@ def _import_file(path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # a failed import leaves no half-initialized module behind
+        raise
     return module

@@ -1,0 +1,167 @@
+"""The `fedlite` command in-process: bad input fails fast, before Ray, with a helpful message."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from fedlite.config import RunConfig
+from fedlite.data import find_idx_dir
+from fedlite.records import RunRecorder
+from simulations.cli import main
+
+
+def _ray_started() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+@pytest.fixture
+def run_fails(tmp_path, capsys, partition_cache):
+    """Run `fedlite run SCENARIO ARGS... results-dir=<tmp>`; assert it fails before any run
+    starts and return its error line."""
+    results = tmp_path / "results"
+
+    def invoke(*args: str, scenario: str = "digits-smoke") -> str:
+        start = time.perf_counter()
+        code = main(["run", scenario, *args, f"results-dir={results}"])
+        elapsed = time.perf_counter() - start
+        err = capsys.readouterr().err
+        assert code == 2, err
+        # Flower's own log lines may come first; the error is the last line
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("fedlite: error: "), err
+        assert not results.exists(), "a results directory was created before validation failed"
+        assert not _ray_started()
+        assert elapsed < 30, f"validation took {elapsed:.1f} s"
+        return last
+
+    return invoke
+
+
+def test_unknown_key(run_fails):
+    err = run_fails("num-round=3")
+    assert "unknown run config key `num-round`" in err and "did you mean `num-rounds`" in err
+
+
+def test_dirichlet_alpha_zero(run_fails):
+    err = run_fails("dirichlet-alpha=0")
+    assert "`dirichlet-alpha`" in err and "must be > 0" in err
+
+
+def test_strategy_module_that_does_not_exist(run_fails):
+    err = run_fails("strategy=nonexistent.module:X")
+    assert "strategy 'nonexistent.module:X'" in err and "cannot import 'nonexistent.module'" in err
+    assert "PYTHONPATH" in err
+
+
+def test_strategy_that_is_not_a_strategy(run_fails):
+    err = run_fails("strategy=collections:OrderedDict")
+    assert "collections:OrderedDict" in err
+    assert "not a subclass of flwr.serverapp.strategy.Strategy" in err
+
+
+def test_strategy_kwargs_that_do_not_fit(run_fails):
+    err = run_fails("strategy-kwargs={\"fraction_trian\": 0.5}")
+    assert "strategy-kwargs do not fit FedAvg" in err and "fraction_trian" in err
+
+
+def test_unknown_dataset(run_fails):
+    err = run_fails("dataset=cifar")
+    assert "`dataset`" in err and "digits, fashion-mnist, mnist" in err
+
+
+def test_unknown_model(run_fails):
+    err = run_fails("model=resnet10")
+    assert "unknown model 'resnet10'" in err and "resnet20" in err
+
+
+def test_more_clients_than_samples(run_fails):
+    err = run_fails("num-clients=5000")
+    assert "num-clients=5000" in err and "lower `num-clients`" in err
+
+
+def test_mnist_files_missing(run_fails):
+    if find_idx_dir("mnist", "/nonexistent"):
+        pytest.skip("MNIST IDX files are installed here")
+    err = run_fails("dataset=mnist", "data-dir=/nonexistent")
+    assert "mnist IDX files not found" in err and "/nonexistent" in err
+    assert "fedlite download mnist" in err and "data-dir" in err
+
+
+def test_unknown_scenario(run_fails):
+    err = run_fails(scenario="no-such-scenario")
+    assert "no scenario 'no-such-scenario'" in err and "default" in err and "fedlite list" in err
+
+
+def test_malformed_override(run_fails):
+    err = run_fails("foo")
+    assert "override 'foo' is not key=value" in err and "num-rounds=5" in err
+
+
+def test_scenario_file_with_an_unknown_table(run_fails, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('description = "x"\n[configs]\nnum-rounds = 1\n')
+    err = run_fails(scenario=str(path))
+    assert str(path) in err and "unknown tables ['configs']" in err
+
+
+def test_bad_federation_override(run_fails):
+    err = run_fails("client-resources-num-cpus=0")
+    assert "client-resources-num-cpus must be > 0" in err
+    err = run_fails("client-resources-num-gpus=half")
+    assert "`client-resources-num-gpus`: expected a number, got 'half'" in err
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: fedlite" in capsys.readouterr().out
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "list", "keys", "plot", "bench", "download"):
+        assert command in out
+
+
+def test_list_shows_the_scenarios(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert "default" in names and "digits-smoke" in names
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines), "a scenario lacks a description"
+
+
+def test_keys_prints_every_key(capsys):
+    assert main(["keys"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    flat = RunConfig().to_flat()
+    assert out == [f"{key} = {value!r}" for key, value in flat.items()]
+
+
+def test_plot_a_recorded_run(tmp_path, capsys):
+    # Prepare
+    recorder = RunRecorder(tmp_path / "results", "plotted", {})
+    for server_round in (1, 2):
+        recorder.log_round({"round": server_round, "accuracy": 0.4 * server_round,
+                            "loss": 1.0, "bytes-down": 1000, "bytes-up": 1000})
+    run_dir = recorder.finish({"final-accuracy": 0.8})
+    (run_dir / "accuracy.png").unlink()
+    out = tmp_path / "other.png"
+    # Execute
+    assert main(["plot", str(run_dir)]) == 0
+    assert main(["plot", str(run_dir), "--out", str(out)]) == 0
+    # Assert
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(run_dir / "accuracy.png"), str(out)]
+    assert (run_dir / "accuracy.png").stat().st_size > 0 and out.stat().st_size > 0
+
+
+def test_plot_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "rounds.jsonl not found" in capsys.readouterr().err
