@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from fedlite.hadamard.settings import FedParaConfig
-
 DATASETS = ("auto", "digits", "fashion-mnist", "mnist")
 PARTITIONERS = ("iid", "dirichlet", "pathological")
 DEVICES = ("auto", "cpu", "cuda")
@@ -28,6 +26,28 @@ class ConfigError(ValueError):
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"run config `{key}`: {message}")
+
+
+SKIP_PERIODS = ("epoch", "round")
+
+
+@dataclass(frozen=True)
+class SkipConfig:
+    """Confidence-based backprop skipping (``fedlite.train.skip``): run-config keys ``skip.*``."""
+
+    enabled: bool = False
+    error_bound: float = 0.1  # share of the estimated gradient mass that skipping may drop
+    bins: int = 10  # confidence bins over [0, 1]; tau is chosen among their edges
+    period: str = "round"  # when tau is re-chosen from the accumulated histogram
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.error_bound < 1.0, "skip.error-bound",
+                 "must be in [0, 1): the share of gradient mass that may be dropped "
+                 "(0 skips nothing)")
+        _require(self.bins >= 1, "skip.bins",
+                 "must be a positive integer (number of confidence bins over [0, 1])")
+        _require(self.period in SKIP_PERIODS, "skip.period",
+                 f"choose one of {', '.join(SKIP_PERIODS)} (when the threshold is re-chosen)")
 
 
 @dataclass(frozen=True)
@@ -45,7 +65,6 @@ class RunConfig:
     node_wait_timeout: float = 120.0
     round_timeout: float = 3600.0
     central_eval: bool = True
-    central_eval_size: int = 0  # first N test samples; 0 = the whole test set
     # data
     dataset: str = "auto"
     data_dir: str = ""
@@ -63,10 +82,7 @@ class RunConfig:
     weight_decay: float = 0.0
     device: str = "auto"
     # methods
-    fedpara: FedParaConfig = dataclasses.field(default_factory=FedParaConfig)
-    # personalization: modules kept on the client (FedPer: "fc2"); federated=false is Local
-    local_modules: str = ""
-    federated: bool = True
+    skip: SkipConfig = dataclasses.field(default_factory=SkipConfig)
     # records
     results_dir: str = "results"
     run_name: str = "run"
@@ -86,7 +102,6 @@ class RunConfig:
         _require(0.0 <= self.fraction_evaluate <= 1.0, "fraction-evaluate", "must be in [0, 1]")
         _require(self.node_wait_timeout > 0, "node-wait-timeout", "must be > 0 seconds")
         _require(self.round_timeout > 0, "round-timeout", "must be > 0 seconds")
-        _require(self.central_eval_size >= 0, "central-eval-size", "must be >= 0 (0 = all)")
         _require(self.local_epochs >= 1, "local-epochs", "must be a positive integer")
         _require(self.batch_size >= 1, "batch-size", "must be a positive integer")
         _require(self.lr > 0, "lr", "must be > 0")
