@@ -1,21 +1,27 @@
 """The ClientApp: decode a Message, run ``fedlite``'s local round, encode the reply.
 
 Heavy, read-only things (the dataset, its split, the model object) are built once per worker
-process and reused across messages; only small per-client state travels in ``context.state``.
+process and reused across messages; only small per-client state travels in ``context.state``:
+method state and the arrays this client keeps to itself (pFedPara's W2, FedPer's local
+modules, Local's whole model; ``fedlite.wire``).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from logging import INFO
 
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common import log
 
 from fedlite.config import RunConfig
-from fedlite.federation import data_for, initial_model, load_arrays, local_round, resolve_device
+from fedlite.federation import (data_for, initial_model, local_round, resolve_device,
+                                state_arrays)
 from fedlite.train import evaluate as evaluate_model
+from fedlite.wire import keep_local, receive, wire_state
 
 app = ClientApp()
 
@@ -26,25 +32,19 @@ def _config(items: tuple) -> RunConfig:
 
 
 @lru_cache(maxsize=2)
-def _model(cfg: RunConfig) -> torch.nn.Module:
-    # One model object per process; every message overwrites its arrays.
-    return initial_model(cfg, data_for(cfg)).to(resolve_device(cfg.device))
-
-
-def _setup(msg: Message, context: Context):
-    cfg = _config(tuple(sorted(context.run_config.items())))
-    client_id = int(context.node_config["partition-id"])
-    model = _model(cfg)
-    load_arrays(model, {key: array.numpy() for key, array in msg.content["arrays"].items()})
-    return cfg, client_id, model, data_for(cfg).client(client_id)
+def _model(cfg: RunConfig) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
+    # One model object per process; every message overwrites its arrays. The initial arrays
+    # are kept because the object soon holds another client's local arrays.
+    model = initial_model(cfg, data_for(cfg)).to(resolve_device(cfg.device))
+    return model, state_arrays(model)
 
 
 STATE_KEY = "fedlite"
 
 
 def _load_state(context: Context) -> dict[str, np.ndarray]:
-    """The client's method state; Flower ships ``context.state`` with every message, so it
-    holds only small arrays (a histogram, a threshold, local factors)."""
+    """The client's method and local-model state; Flower ships ``context.state`` with every
+    message, so it holds only small arrays (a histogram, a threshold, local factors)."""
     record = context.state.get(STATE_KEY)
     return {} if record is None else {key: array.numpy() for key, array in record.items()}
 
@@ -55,23 +55,37 @@ def _save_state(context: Context, state: dict[str, np.ndarray]) -> None:
                                                 for k, v in state.items()})
 
 
+def _setup(msg: Message, context: Context):
+    """Config, client id, model (server arrays + this client's local arrays), data, state."""
+    cfg = _config(tuple(sorted(context.run_config.items())))
+    client_id = int(context.node_config["partition-id"])
+    model, initial = _model(cfg)
+    state = _load_state(context)
+    received = {key: array.numpy() for key, array in msg.content["arrays"].items()}
+    if receive(model, cfg, received, state, initial):
+        log(INFO, "fedlite: client %d has no local state yet: initialized it from the "
+            "common seeded model", client_id)
+    return cfg, client_id, model, data_for(cfg).client(client_id), state
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    cfg, client_id, model, data = _setup(msg, context)
+    cfg, client_id, model, data, state = _setup(msg, context)
     server_round = int(msg.content["config"]["server-round"])
-    state = _load_state(context)
     result = local_round(model, data, cfg, server_round, client_id,
                          next(model.parameters()).device, state)
+    keep_local(model, cfg, state)
     _save_state(context, state)
-    reply = RecordDict({"arrays": ArrayRecord(model.state_dict()),
+    reply = RecordDict({"arrays": ArrayRecord(wire_state(cfg, model)),
                         "metrics": MetricRecord(result.metrics())})
     return Message(reply, reply_to=msg)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """Evaluate on the client's own held-out split (what personalization is judged on)."""
-    cfg, _, model, data = _setup(msg, context)
+    """Evaluate on the client's own held-out split (what personalization is judged on), with
+    its local arrays restored first."""
+    _, _, model, data, _ = _setup(msg, context)
     loss, accuracy = evaluate_model(model, data.test_x, data.test_y,
                                     device=next(model.parameters()).device)
     metrics = {"num-examples": len(data.test_y), "eval-loss": loss, "eval-accuracy": accuracy}

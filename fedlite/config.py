@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
+from fedlite.hadamard.settings import FedParaConfig
+
 DATASETS = ("auto", "digits", "fashion-mnist", "mnist")
 PARTITIONERS = ("iid", "dirichlet", "pathological")
 DEVICES = ("auto", "cpu", "cuda")
@@ -65,6 +67,7 @@ class RunConfig:
     node_wait_timeout: float = 120.0
     round_timeout: float = 3600.0
     central_eval: bool = True
+    central_eval_size: int = 0  # first N test samples; 0 = the whole test set
     # data
     dataset: str = "auto"
     data_dir: str = ""
@@ -83,6 +86,10 @@ class RunConfig:
     device: str = "auto"
     # methods
     skip: SkipConfig = dataclasses.field(default_factory=SkipConfig)
+    fedpara: FedParaConfig = dataclasses.field(default_factory=FedParaConfig)
+    # personalization: modules kept on the client (FedPer: "fc2"); federated=false is Local
+    local_modules: str = ""
+    federated: bool = True
     # records
     results_dir: str = "results"
     run_name: str = "run"
@@ -102,6 +109,7 @@ class RunConfig:
         _require(0.0 <= self.fraction_evaluate <= 1.0, "fraction-evaluate", "must be in [0, 1]")
         _require(self.node_wait_timeout > 0, "node-wait-timeout", "must be > 0 seconds")
         _require(self.round_timeout > 0, "round-timeout", "must be > 0 seconds")
+        _require(self.central_eval_size >= 0, "central-eval-size", "must be >= 0 (0 = all)")
         _require(self.local_epochs >= 1, "local-epochs", "must be a positive integer")
         _require(self.batch_size >= 1, "batch-size", "must be a positive integer")
         _require(self.lr > 0, "lr", "must be > 0")

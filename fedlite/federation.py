@@ -16,6 +16,8 @@ from torch import nn
 
 from fedlite.config import RunConfig
 from fedlite.data import ClientData, FederatedData, federated_data
+from fedlite.hadamard.convert import ConversionReport
+from fedlite.hadamard.settings import apply as apply_fedpara
 from fedlite.models import build_model
 from fedlite.train import TrainResult, TrainSettings, evaluate, train
 from fedlite.train.skip import skip_gate
@@ -35,9 +37,19 @@ def data_for(cfg: RunConfig) -> FederatedData:
 
 def initial_model(cfg: RunConfig, data: FederatedData) -> nn.Module:
     """The model every run starts from: built under the run's seed, so it is reproducible."""
+    return build_initial(cfg, data)[0]
+
+
+def build_initial(cfg: RunConfig, data: FederatedData) -> tuple[nn.Module, ConversionReport | None]:
+    """``initial_model`` and its FedPara conversion report (``None`` when ``fedpara.mode=none``).
+
+    The factors are drawn from the same seeded stream, so every client and the server build
+    identical factors (pFedPara clients thus start from common local factors).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return build_model(cfg.model, data.dataset.input_shape, data.dataset.num_classes)
+        model = build_model(cfg.model, data.dataset.input_shape, data.dataset.num_classes)
+        return model, apply_fedpara(model, cfg.fedpara)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -84,8 +84,15 @@ def _run(args: argparse.Namespace) -> int:
     cfg = scenario.config
     print(f"fedlite: scenario {scenario.name}: {scenario.description}", flush=True)
     summary = simulate(cfg, scenario.resources, verbose=args.verbose, on_round=print_progress(cfg))
-    print(f"fedlite: done: final accuracy {_pct(summary['final-accuracy'])}, "
-          f"{summary['total-bytes'] / 1e6:.1f} MB on the wire, records in {summary['run-dir']}")
+    client = summary.get("final-client-accuracy-mean")
+    # Personalized models are judged on each client's own split, not the central test set.
+    accuracy = (f"mean client accuracy {_pct(client)} (std {_pct(summary['final-client-accuracy-std'])}), "
+                f"central {_pct(summary['final-accuracy'])}" if client is not None
+                else f"final accuracy {_pct(summary['final-accuracy'])}")
+    dense = summary.get("total-dense-bytes")
+    saving = f" (dense model: {dense / 1e6:.1f} MB)" if dense else ""
+    print(f"fedlite: done: {accuracy}, {summary['total-bytes'] / 1e6:.1f} MB on the wire{saving}, "
+          f"records in {summary['run-dir']}")
     return 0
 
 
@@ -94,6 +101,8 @@ def print_progress(cfg: RunConfig):
         parts = [f"round {line['round']:>3}/{cfg.num_rounds}"]
         if line.get("accuracy") is not None:
             parts.append(f"accuracy {_pct(line['accuracy'])}  loss {line['loss']:.3f}")
+        if line.get("client-accuracy-mean") is not None:
+            parts.append(f"client accuracy {_pct(line['client-accuracy-mean'])}")
         if "bytes-down" in line:
             parts.append(f"down {line['bytes-down'] / 1e6:.2f} MB  up {line['bytes-up'] / 1e6:.2f} MB"
                          f"  replies {line['replies-ok']} ok {line['replies-failed']} failed")

@@ -15,6 +15,9 @@ from flwr.serverapp.strategy import Strategy
 class RoundTraffic:
     bytes_down: int = 0
     bytes_up: int = 0
+    # messages that carried arrays, to price the same traffic with the dense model's arrays
+    array_messages_down: int = 0
+    array_messages_up: int = 0
     replies_ok: int = 0
     replies_failed: int = 0
     train_metrics: dict[str, Any] = field(default_factory=dict)
@@ -26,6 +29,12 @@ def array_bytes(messages: Iterable[Message]) -> int:
     """Bytes of every ArrayRecord in the messages, as Flower serializes them."""
     return sum(record.count_bytes() for msg in messages if not msg.has_error()
                for record in msg.content.array_records.values())
+
+
+def array_messages(messages: Iterable[Message]) -> int:
+    """How many of the messages carry arrays (Local's empty ArrayRecords do not count)."""
+    return sum(any(len(record) for record in msg.content.array_records.values())
+               for msg in messages if not msg.has_error())
 
 
 COUNTS = ("num-examples", "samples-seen", "samples-backprop")
@@ -64,10 +73,15 @@ class Accounting(Strategy):
     def _round(self, server_round: int) -> RoundTraffic:
         return self.rounds.setdefault(server_round, RoundTraffic())
 
+    def _count_down(self, server_round: int, messages: list[Message]) -> None:
+        traffic = self._round(server_round)
+        traffic.bytes_down += array_bytes(messages)
+        traffic.array_messages_down += array_messages(messages)
+
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
-        self._round(server_round).bytes_down += array_bytes(messages)
+        self._count_down(server_round, messages)
         return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
@@ -75,6 +89,7 @@ class Accounting(Strategy):
         replies = list(replies)
         traffic = self._round(server_round)
         traffic.bytes_up += array_bytes(replies)
+        traffic.array_messages_up += array_messages(replies)
         traffic.replies_failed += sum(msg.has_error() for msg in replies)
         traffic.replies_ok += sum(not msg.has_error() for msg in replies)
         traffic.train_metrics = summarize_client_metrics(
@@ -85,7 +100,7 @@ class Accounting(Strategy):
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:
         messages = list(self.inner.configure_evaluate(server_round, arrays, config, grid))
-        self._round(server_round).bytes_down += array_bytes(messages)
+        self._count_down(server_round, messages)
         return messages
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]

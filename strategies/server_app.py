@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from logging import INFO
 from typing import Any
 
@@ -12,9 +13,12 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedlite.config import RunConfig
 from fedlite.data import resolve_name
-from fedlite.federation import data_for, initial_model, load_arrays
+from fedlite.federation import build_initial, data_for, initial_model, load_arrays
+from fedlite.hadamard.convert import ConversionReport
+from fedlite.hadamard.settings import FedParaConfig
 from fedlite.records import RunRecorder
 from fedlite.train import evaluate
+from fedlite.wire import personalized, split_keys, wire_state
 from strategies.accounting import Accounting
 from strategies.loading import accepted_arguments, load_strategy
 from strategies.nodes import wait_for_nodes
@@ -42,7 +46,7 @@ def preflight(cfg: RunConfig) -> RunConfig:
     # `auto` is resolved once here so every record names the dataset actually used.
     cfg = cfg.replace(dataset=resolve_name(cfg.dataset, cfg.data_dir or None))
     build_strategy(cfg)
-    initial_model(cfg, data_for(cfg))
+    split_keys(cfg, initial_model(cfg, data_for(cfg)))  # fedpara.* and local-modules names
     return cfg
 
 
@@ -55,22 +59,36 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     """Run ``cfg`` on ``grid``; returns the summary. ``on_round(line)`` sees every record line."""
     strategy = build_strategy(cfg)
     data = data_for(cfg)
-    model = initial_model(cfg, data)
+    model, report = build_initial(cfg, data)
+    wire, local = split_keys(cfg, model)
+    # Price every message that carried arrays as if it had carried the dense model's arrays.
+    dense = initial_model(cfg.replace(fedpara=FedParaConfig()), data)
+    dense_message_bytes = ArrayRecord(dense.state_dict()).count_bytes()
+    test_x, test_y = data.dataset.test_x, data.dataset.test_y
+    if cfg.central_eval_size:
+        test_x, test_y = test_x[:cfg.central_eval_size], test_y[:cfg.central_eval_size]
     wait_for_nodes(grid, cfg.num_clients, cfg.node_wait_timeout)
     recorder = RunRecorder(cfg.results_dir, cfg.run_name, cfg.to_flat(),
-                           meta={"strategy": type(strategy.inner).__name__})
+                           meta={"strategy": type(strategy.inner).__name__,
+                                 "model": model_description(model, report, wire, local)})
     log(INFO, "fedlite: run %s -> %s", recorder.run_id, recorder.final_dir)
+    if report is not None:
+        (recorder.dir / "model.txt").write_text(str(report) + "\n")
+        log(INFO, "fedlite: %s", report)
+    log(INFO, "fedlite: %d arrays travel, %d stay on the clients", len(wire), len(local))
 
     def round_end(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         arrays_np = {key: array.numpy() for key, array in arrays.items()}
         load_arrays(model, arrays_np)
         metrics: dict[str, Any] = {"round": server_round}
         if cfg.central_eval:
-            loss, accuracy = evaluate(model, data.dataset.test_x, data.dataset.test_y)
+            loss, accuracy = evaluate(model, test_x, test_y)
             metrics |= {"accuracy": accuracy, "loss": loss}
         traffic = strategy.rounds.get(server_round)
         if traffic is not None:
             metrics |= {"bytes-down": traffic.bytes_down, "bytes-up": traffic.bytes_up,
+                        "dense-bytes-down": traffic.array_messages_down * dense_message_bytes,
+                        "dense-bytes-up": traffic.array_messages_up * dense_message_bytes,
                         "replies-ok": traffic.replies_ok, "replies-failed": traffic.replies_failed,
                         **{f"train/{k}": v for k, v in traffic.train_metrics.items()},
                         **{f"evaluate/{k}": v for k, v in traffic.evaluate_metrics.items()}}
@@ -85,14 +103,33 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
         numeric = {k: v for k, v in line.items() if isinstance(v, (int, float))}
         return MetricRecord(numeric)
 
-    strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()),
+    strategy.start(grid=grid, initial_arrays=ArrayRecord(wire_state(cfg, model)),
                    num_rounds=cfg.num_rounds, timeout=cfg.round_timeout,
                    train_config=ConfigRecord({}), evaluate_fn=round_end)
     last = recorder.rounds[-1]
     summary = {"rounds": cfg.num_rounds, "final-accuracy": last.get("accuracy"),
                "best-accuracy": max((r.get("accuracy") or 0.0) for r in recorder.rounds),
                "total-bytes": last["cumulative-bytes"],
+               "total-dense-bytes": sum(r.get("dense-bytes-down", 0) + r.get("dense-bytes-up", 0)
+                                        for r in recorder.rounds),
+               "final-client-accuracy-mean": last.get("client-accuracy-mean"),
+               "final-client-accuracy-std": last.get("client-accuracy-std"),
+               "personalized": personalized(cfg),
                "seconds": round(sum(r["seconds"] for r in recorder.rounds), 3)}
     run_dir = recorder.finish(summary)
     log(INFO, "fedlite: run complete, records in %s", run_dir)
     return {**summary, "run-dir": str(run_dir)}
+
+
+def model_description(model: torch.nn.Module, report: ConversionReport | None,
+                      wire: list[str], local: list[str]) -> dict[str, Any]:
+    """What config.json records about the model: parameters, per-layer ranks, the key split."""
+    sizes = {key: value.numel() for key, value in model.state_dict().items()}
+    described: dict[str, Any] = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "wire-values": sum(sizes[k] for k in wire), "local-values": sum(sizes[k] for k in local),
+        "local-keys": local}
+    if report is not None:
+        described |= {"fedpara-mode": report.mode, "dense-params": report.params_before,
+                      "layers": [dataclasses.asdict(layer) for layer in report.layers]}
+    return described

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = {"overhead": "simulations.bench.overhead", "skip": "simulations.bench.skip"}
+BENCHMARKS = {"overhead": "simulations.bench.overhead", "fedpara": "simulations.bench.fedpara",
+              "pfedpara": "simulations.bench.pfedpara", "skip": "simulations.bench.skip"}
 
 
 def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -> dict[str, Any]:
