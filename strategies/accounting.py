@@ -46,7 +46,6 @@ def summarize_client_metrics(records: list[MetricRecord]) -> dict[str, float]:
     if not records:
         return {}
     weights = [float(r.get("num-examples", 1)) for r in records]
-    total = sum(weights) or 1.0
     summary: dict[str, float] = {}
     for key in {k for r in records for k, v in r.items() if isinstance(v, (int, float))}:
         values = [float(r[key]) for r in records if key in r]
@@ -54,9 +53,9 @@ def summarize_client_metrics(records: list[MetricRecord]) -> dict[str, float]:
             summary[key] = sum(values)
         elif key == "train-seconds":
             summary["train-seconds"], summary["train-seconds-max"] = sum(values), max(values)
-        else:
-            summary[key] = sum(float(r[key]) * w for r, w in zip(records, weights)
-                               if key in r) / total
+        else:  # over the clients that report the key (a method may run on only some)
+            pairs = [(float(r[key]), w) for r, w in zip(records, weights) if key in r]
+            summary[key] = sum(v * w for v, w in pairs) / (sum(w for _, w in pairs) or 1.0)
     return summary
 
 
