@@ -96,6 +96,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _require(self.num_rounds >= 1, "num-rounds", "must be a positive integer")
+        _require(self.seed >= 0, "seed", "must be a non-negative integer")
         _require(self.num_clients >= 1, "num-clients", "must be a positive integer")
         _require(self.dataset in DATASETS, "dataset", f"choose one of {', '.join(DATASETS)}")
         _require(self.partitioner in PARTITIONERS, "partitioner",
@@ -209,6 +210,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             return int(value)
         if kind is float:
             return float(value)
+        if isinstance(value, (dict, list)):  # a TOML table given for a JSON-valued key
+            return json.dumps(value)
         return str(value)
     except (TypeError, ValueError):
         name = getattr(kind, "__name__", str(kind))

@@ -80,7 +80,10 @@ def _run(args: argparse.Namespace) -> int:
     from simulations.engine import simulate
     from simulations.scenarios import load_scenario
 
-    scenario = load_scenario(args.scenario, args.overrides)
+    overrides = list(args.overrides)
+    if "=" in args.scenario:  # `fedlite run lr=0.1`: overrides of the default scenario
+        args.scenario, overrides = "default", [args.scenario, *overrides]
+    scenario = load_scenario(args.scenario, overrides)
     cfg = scenario.config
     print(f"fedlite: scenario {scenario.name}: {scenario.description}", flush=True)
     summary = simulate(cfg, scenario.resources, verbose=args.verbose, on_round=print_progress(cfg))

@@ -53,7 +53,13 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     if not (PROJECT_ROOT / "pyproject.toml").is_file():
         raise FileNotFoundError(f"{PROJECT_ROOT}/pyproject.toml not found: run fedlite from a "
                                 "checkout installed with `pip install -e .`")
-    cfg = preflight(cfg)  # bad input fails here, before Ray starts
+    flwr_logger = logging.getLogger("flwr")
+    level = flwr_logger.level
+    flwr_logger.setLevel(logging.DEBUG if verbose else logging.ERROR)
+    try:
+        cfg = preflight(cfg)  # bad input fails here, before Ray starts
+    finally:
+        flwr_logger.setLevel(level)
     summaries: list[dict[str, Any]] = []
     server_app = ServerApp()
 
@@ -73,8 +79,6 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
                       "init_args": {"include_dashboard": False,
                                     "logging_level": logging.DEBUG if verbose else logging.ERROR,
                                     "log_to_driver": verbose}}
-    flwr_logger = logging.getLogger("flwr")
-    level = flwr_logger.level
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")

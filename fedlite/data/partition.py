@@ -62,6 +62,10 @@ def _partition(labels, num_clients, scheme, alpha, classes_per_client, seed) -> 
         num_classes = int(labels.max()) + 1
         if not 1 <= classes_per_client <= num_classes:
             raise ValueError(f"classes-per-client={classes_per_client} must be in 1..{num_classes}")
+        if num_clients * classes_per_client < num_classes:
+            raise ValueError(f"{num_clients} clients x classes-per-client={classes_per_client} "
+                             f"cannot cover {num_classes} classes: raise num-clients or "
+                             "classes-per-client")
         partitioner = PathologicalPartitioner(
             num_partitions=num_clients, partition_by="label",
             num_classes_per_partition=classes_per_client, class_assignment_mode="first-deterministic",

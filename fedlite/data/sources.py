@@ -57,8 +57,12 @@ def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Pa
 
 
 def find_idx_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first directory holding all four IDX files (plain or .gz), else None."""
-    for directory in search_dirs(name, data_dir):
+    """The first directory holding all four IDX files (plain or .gz), else None.
+
+    An explicit ``data_dir`` is the only place looked in: a wrong path is an error, not a
+    reason to read other files.
+    """
+    for directory in [Path(data_dir)] if data_dir else search_dirs(name):
         if all(_idx_path(directory, stem) for stem in IDX_FILES.values()):
             return directory
     return None
@@ -68,7 +72,11 @@ def resolve_name(name: str, data_dir: str | None = None) -> str:
     """``auto`` means Fashion-MNIST when its files are found, else digits."""
     if name != "auto":
         return name
-    return "fashion-mnist" if find_idx_dir("fashion-mnist", data_dir) else "digits"
+    if data_dir:
+        # MNIST and Fashion-MNIST share file names: a directory cannot tell which it holds.
+        raise ValueError("dataset=auto cannot be combined with data-dir: set dataset to "
+                         "fashion-mnist or mnist")
+    return "fashion-mnist" if find_idx_dir("fashion-mnist") else "digits"
 
 
 @lru_cache(maxsize=4)
@@ -81,7 +89,7 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
         raise ValueError(f"unknown dataset {name!r}: choose digits, fashion-mnist or mnist")
     directory = find_idx_dir(name, data_dir)
     if directory is None:
-        looked = ", ".join(str(d) for d in search_dirs(name, data_dir))
+        looked = str(data_dir) if data_dir else ", ".join(str(d) for d in search_dirs(name))
         hint = ("`apt-get install dataset-fashion-mnist`, or " if name == "fashion-mnist" else "")
         raise FileNotFoundError(
             f"{name} IDX files not found (looked in {looked}); install them with {hint}"

@@ -128,7 +128,7 @@ def test_search_order(isolated_dirs, monkeypatch):
                                     sources.CACHE_DIR / "mnist"]
 
 
-def test_find_idx_dir_takes_the_first_complete_dir(isolated_dirs, monkeypatch):
+def test_find_idx_dir_search_order_and_explicit_dir(isolated_dirs, monkeypatch):
     # Prepare: files in the cache and in $FEDLITE_DATA_DIR; an incomplete explicit dir
     _write_idx_set(sources.CACHE_DIR / "mnist")
     assert find_idx_dir("mnist") == sources.CACHE_DIR / "mnist"
@@ -140,8 +140,8 @@ def test_find_idx_dir_takes_the_first_complete_dir(isolated_dirs, monkeypatch):
     incomplete = isolated_dirs / "explicit"
     _write_idx_set(incomplete)
     (incomplete / IDX_FILES["test-y"]).unlink()
-    # Execute / Assert: an incomplete directory is skipped, a complete one wins
-    assert find_idx_dir("mnist", incomplete) == isolated_dirs / "env" / "mnist"
+    # Execute / Assert: an explicit directory is the only place looked in
+    assert find_idx_dir("mnist", incomplete) is None
     _write_idx_set(incomplete)
     assert find_idx_dir("mnist", incomplete) == incomplete
 
@@ -150,10 +150,12 @@ def test_missing_files_name_dataset_dirs_and_fix(isolated_dirs):
     explicit = isolated_dirs / "nowhere"
     with pytest.raises(FileNotFoundError) as info:
         load_dataset("fashion-mnist", str(explicit))
+    assert str(explicit) in str(info.value)  # an explicit data-dir is the only place looked in
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("fashion-mnist")
     message = str(info.value)
     assert message.startswith("fashion-mnist IDX files not found")
-    for directory in (explicit, sources.SYSTEM_DIR / "fashion-mnist",
-                      sources.CACHE_DIR / "fashion-mnist"):
+    for directory in (sources.SYSTEM_DIR / "fashion-mnist", sources.CACHE_DIR / "fashion-mnist"):
         assert str(directory) in message
     assert "apt-get install dataset-fashion-mnist" in message
     assert "fedlite download fashion-mnist" in message and "data-dir" in message
@@ -176,7 +178,8 @@ def test_resolve_name(isolated_dirs, monkeypatch):
     assert resolve_name("mnist") == "mnist"
     assert resolve_name("auto") == "digits"  # nothing found
     _write_idx_set(isolated_dirs / "fm")
-    assert resolve_name("auto", str(isolated_dirs / "fm")) == "fashion-mnist"
+    with pytest.raises(ValueError, match="dataset=auto cannot be combined with data-dir"):
+        resolve_name("auto", str(isolated_dirs / "fm"))  # MNIST and Fashion-MNIST look alike
     monkeypatch.setenv("FEDLITE_DATA_DIR", str(isolated_dirs / "env"))
     _write_idx_set(isolated_dirs / "env" / "fashion-mnist", gz=True)
     assert resolve_name("auto") == "fashion-mnist"
