@@ -53,9 +53,21 @@ def load_strategy(path: str, kwargs: dict[str, Any]) -> Strategy:
 
 
 def accepted_arguments(path: str) -> set[str]:
-    """The keyword arguments the strategy's constructor names (``**kwargs`` excluded)."""
-    params = inspect.signature(strategy_class(path)).parameters.values()
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    """The keyword arguments the strategy's constructor takes by name.
+
+    A subclass that forwards ``**kwargs`` (the usual way to extend FedAvg) also takes its
+    parents' arguments, so the MRO is followed until a constructor without ``**kwargs``.
+    """
+    names: set[str] = set()
+    for klass in strategy_class(path).__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())[1:]  # drop self
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
 
 
 def _import_file(path: Path):

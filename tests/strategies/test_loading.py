@@ -124,3 +124,17 @@ def test_kwargs_that_do_not_fit(user_file):
         load_strategy("flwr.serverapp.strategy:FedAvg", {"fraction_trian": 0.5})
     with pytest.raises(ValueError, match=r"do not fit ScaledFedAvg: .*'lr'"):
         load_strategy(f"{user_file}:ScaledFedAvg", {"lr": 0.1})
+
+
+def test_accepted_arguments_follow_kwargs_to_the_parent(tmp_path):
+    # Prepare: the usual subclass of FedAvg that forwards **kwargs
+    module = tmp_path / "forwarding.py"
+    module.write_text(
+        "from flwr.serverapp.strategy import FedAvg\n"
+        "class Forwarding(FedAvg):\n"
+        "    def __init__(self, extra: int = 0, **kwargs):\n"
+        "        super().__init__(**kwargs)\n")
+    # Execute
+    names = accepted_arguments(f"{module}:Forwarding")
+    # Assert
+    assert {"extra", "fraction_train", "min_available_nodes"} <= names
