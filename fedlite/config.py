@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 from fedlite.hadamard.settings import FedParaConfig
+from fedlite.train.fsp.settings import FspConfig
 
 DATASETS = ("auto", "digits", "fashion-mnist", "mnist")
 PARTITIONERS = ("iid", "dirichlet", "pathological")
@@ -75,6 +76,7 @@ class RunConfig:
     dirichlet_alpha: float = 0.5
     classes_per_client: int = 2
     client_test_fraction: float = 0.2
+    client_train_size: int = 0  # cap on each client's training split; 0 = all of it
     # model and local training
     model: str = "cnn"
     local_epochs: int = 1
@@ -87,6 +89,7 @@ class RunConfig:
     # methods
     skip: SkipConfig = dataclasses.field(default_factory=SkipConfig)
     fedpara: FedParaConfig = dataclasses.field(default_factory=FedParaConfig)
+    fsp: FspConfig = dataclasses.field(default_factory=FspConfig)
     # personalization: modules kept on the client (FedPer: "fc2"); federated=false is Local
     local_modules: str = ""
     federated: bool = True
@@ -106,6 +109,8 @@ class RunConfig:
         _require(self.classes_per_client >= 1, "classes-per-client", "must be >= 1")
         _require(0.0 <= self.client_test_fraction < 1.0, "client-test-fraction",
                  "must be in [0, 1)")
+        _require(self.client_train_size >= 0, "client-train-size",
+                 "must be >= 0 (0 keeps each client's whole training split)")
         _require(0.0 < self.fraction_train <= 1.0, "fraction-train", "must be in (0, 1]")
         _require(0.0 <= self.fraction_evaluate <= 1.0, "fraction-evaluate", "must be in [0, 1]")
         _require(self.node_wait_timeout > 0, "node-wait-timeout", "must be > 0 seconds")

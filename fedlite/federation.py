@@ -20,6 +20,7 @@ from fedlite.hadamard.convert import ConversionReport
 from fedlite.hadamard.settings import apply as apply_fedpara
 from fedlite.models import build_model
 from fedlite.train import TrainResult, TrainSettings, evaluate, train
+from fedlite.train.fsp import fsp_term, round_lr
 from fedlite.train.skip import skip_gate
 
 
@@ -32,7 +33,7 @@ def data_for(cfg: RunConfig) -> FederatedData:
     return federated_data(cfg.dataset, cfg.num_clients, cfg.partitioner, alpha=cfg.dirichlet_alpha,
                           classes_per_client=cfg.classes_per_client,
                           test_fraction=cfg.client_test_fraction, seed=cfg.seed,
-                          data_dir=cfg.data_dir)
+                          data_dir=cfg.data_dir, train_size=cfg.client_train_size)
 
 
 def initial_model(cfg: RunConfig, data: FederatedData) -> nn.Module:
@@ -69,9 +70,15 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
     ``context.state`` between rounds; the sequential loop keeps one dict per client.
     """
     settings = TrainSettings(epochs=cfg.local_epochs, batch_size=cfg.batch_size,
-                             lr=cfg.lr_at(server_round), momentum=cfg.momentum,
+                             lr=round_lr(cfg, server_round), momentum=cfg.momentum,
                              weight_decay=cfg.weight_decay,
                              seed=derive_seed(cfg.seed, server_round, client_id))
+    # FSP stage 1 replaces cross-entropy with the FSP loss (None outside stage 1).
+    term = fsp_term(cfg, model, server_round, tuple(client.train_x.shape[1:]), device)
+    if term is not None:
+        with term:  # labels play no part in stage 1, so neither does skipping
+            return train(model, client.train_x, client.train_y, settings, device=device,
+                         loss_terms=[term], task_loss=False, callbacks=[term])
     gate = skip_gate(cfg, state)  # None unless skip.enabled
     return train(model, client.train_x, client.train_y, settings, device=device, gate=gate,
                  callbacks=() if gate is None else [gate])

@@ -18,6 +18,8 @@ examples:
   fedlite keys                         every run-config key with its default
   fedlite plot results/<run-id>        re-draw a run's plot
   fedlite bench overhead --quick       a benchmark, side by side with its baseline
+  fedlite chain --teacher results/<run-id> --models resnet14,resnet26
+                                       progressive FSP chain from a trained resnet8 teacher
 """
 
 
@@ -68,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a small version (about a minute)")
     bench.add_argument("--out", help="JSON path (default: results/bench/NAME[-quick].json)")
     bench.set_defaults(handler=_bench)
+
+    from simulations.chain import add_parser as add_chain_parser
+
+    add_chain_parser(sub)
 
     download = sub.add_parser("download", help="download IDX files (needs internet)")
     download.add_argument("dataset", choices=["fashion-mnist", "mnist"])

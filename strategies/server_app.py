@@ -18,6 +18,7 @@ from fedlite.hadamard.convert import ConversionReport
 from fedlite.hadamard.settings import FedParaConfig
 from fedlite.records import RunRecorder
 from fedlite.train import evaluate
+from fedlite.train import fsp
 from fedlite.wire import personalized, split_keys, wire_state
 from strategies.accounting import Accounting
 from strategies.loading import accepted_arguments, load_strategy
@@ -46,7 +47,10 @@ def preflight(cfg: RunConfig) -> RunConfig:
     # `auto` is resolved once here so every record names the dataset actually used.
     cfg = cfg.replace(dataset=resolve_name(cfg.dataset, cfg.data_dir or None))
     build_strategy(cfg)
-    split_keys(cfg, initial_model(cfg, data_for(cfg)))  # fedpara.* and local-modules names
+    data = data_for(cfg)
+    model = initial_model(cfg, data)
+    split_keys(cfg, model)  # fedpara.* and local-modules names
+    fsp.preflight(cfg, model, data.dataset.input_shape)  # teacher file, architecture, stages
     return cfg
 
 
@@ -81,6 +85,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
         arrays_np = {key: array.numpy() for key, array in arrays.items()}
         load_arrays(model, arrays_np)
         metrics: dict[str, Any] = {"round": server_round}
+        if cfg.fsp.enabled and server_round >= 1:  # 1: FSP loss only, 2: the main task
+            metrics["stage"] = cfg.fsp.stage(server_round)
         if cfg.central_eval:
             loss, accuracy = evaluate(model, test_x, test_y)
             metrics |= {"accuracy": accuracy, "loss": loss}

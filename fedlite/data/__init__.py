@@ -30,6 +30,7 @@ class FederatedData:
     partitions: tuple[np.ndarray, ...]
     test_fraction: float
     seed: int
+    train_size: int = 0  # cap on each client's training split (a seeded subset); 0 = all
 
     @property
     def num_clients(self) -> int:
@@ -41,6 +42,9 @@ class FederatedData:
                              "num-clients in the run config must match the number of nodes")
         train, test = split_train_test(self.partitions[client_id], self.test_fraction,
                                        self.seed, client_id)
+        if 0 < self.train_size < len(train):  # smaller benchmarks, same label skew
+            rng = np.random.default_rng([self.seed, client_id, 11])
+            train = np.sort(rng.choice(train, self.train_size, replace=False))
         d = self.dataset
         return ClientData(d.train_x[train], d.train_y[train], d.train_x[test], d.train_y[test])
 
@@ -48,9 +52,9 @@ class FederatedData:
 @lru_cache(maxsize=4)
 def federated_data(dataset: str, num_clients: int, partitioner: str, *, alpha: float = 0.5,
                    classes_per_client: int = 2, test_fraction: float = 0.2, seed: int = 0,
-                   data_dir: str = "") -> FederatedData:
+                   data_dir: str = "", train_size: int = 0) -> FederatedData:
     """Load and partition once per process (Ray workers reuse it across messages)."""
     data = load_dataset(dataset, data_dir or None)
     parts = partition_indices(data.train_y, num_clients, partitioner, alpha=alpha,
                               classes_per_client=classes_per_client, seed=seed)
-    return FederatedData(data, tuple(parts), test_fraction, seed)
+    return FederatedData(data, tuple(parts), test_fraction, seed, train_size)

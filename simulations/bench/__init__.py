@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 BENCHMARKS = {"overhead": "simulations.bench.overhead", "fedpara": "simulations.bench.fedpara",
-              "pfedpara": "simulations.bench.pfedpara", "skip": "simulations.bench.skip"}
+              "pfedpara": "simulations.bench.pfedpara", "skip": "simulations.bench.skip",
+              "fsp": "simulations.bench.fsp"}
 
 
 def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -> dict[str, Any]:

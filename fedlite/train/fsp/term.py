@@ -1,0 +1,66 @@
+"""Stage 1 as a ``LossTerm``: the student's FSP matrices against the teacher's, nothing else.
+
+Forward hooks on the student's sections capture each section's (input, output) maps during
+the loop's own forward pass, so the student is not run twice per batch.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor, nn
+
+from fedlite.train.fsp.matrix import Pair, fsp_loss, fsp_matrices
+
+
+def sections_of(model: nn.Module, role: str) -> nn.ModuleList:
+    sections = getattr(model, "sections", None)
+    if not isinstance(sections, nn.ModuleList) or not len(sections):
+        raise ValueError(f"FSP: the {role} ({type(model).__name__}) has no `sections`; FSP "
+                         "needs a sectioned ResNet (resnet8, resnet14, resnet20, resnet26)")
+    return sections
+
+
+class FspTerm:
+    """Loss term (``task_loss=False``) and callback (its metrics); a context manager that
+    removes its hooks on exit, as the student model object is reused across rounds."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
+        self.teacher = teacher
+        self._pairs: list[Pair] = []
+        self._hooks = [section.register_forward_hook(self._capture)
+                       for section in sections_of(student, "student")]
+        self.loss_sum, self.batches, self.seconds = 0.0, 0, 0.0
+
+    def _capture(self, module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        if torch.is_grad_enabled():  # the training forward, not a no-grad selection pass
+            self._pairs.append((inputs[0], output))
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        start = time.perf_counter()
+        student, self._pairs = self._pairs, []
+        with torch.no_grad():
+            _, teacher = self.teacher.forward_sections(x)
+        loss = fsp_loss(fsp_matrices(teacher), fsp_matrices(student))
+        self.loss_sum += float(loss.detach())
+        self.batches += 1
+        self.seconds += time.perf_counter() - start  # teacher forward + matrices + loss
+        return loss
+
+    def on_epoch_end(self, epoch: int) -> None:
+        pass
+
+    def on_round_end(self) -> dict[str, float]:
+        return {"fsp-loss": self.loss_sum / max(self.batches, 1), "fsp-seconds": self.seconds}
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks, self._pairs = [], []
+
+    def __enter__(self) -> FspTerm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,162 @@
+"""FSP progressive transfer: the target trained from random init vs the progressive chain
+(trained resnet8 teacher -> resnet14 -> target), same clients, data and seeds, every run on
+Flower's simulation engine.
+
+Sized for 2 shared CPU cores (the full run in about 12 minutes): 10 clients, Dirichlet
+alpha=0.5 on Fashion-MNIST, each client training on a seeded subset of CLIENT_TRAIN_SIZE of its
+samples, 1 local epoch; the target is resnet20 (resnet26 trains about 1.3x slower per sample
+and would not fit). The teacher's own training is reported apart: it is a finished model the
+chain starts from, the way the paper's teacher is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fedlite.config import RunConfig
+from simulations.chain import run_chain, with_keys
+from simulations.engine import Resources, simulate
+
+TARGET_MODEL, INTERMEDIATES, TEACHER_MODEL = "resnet20", ["resnet14"], "resnet8"
+CLIENT_TRAIN_SIZE = 150
+PNG = Path("docs/benchmarks/fsp.png")
+
+
+def workload(quick: bool) -> dict[str, Any]:
+    base = {"dataset": "fashion-mnist", "num-clients": 10, "partitioner": "dirichlet",
+            "dirichlet-alpha": 0.5, "client-train-size": CLIENT_TRAIN_SIZE, "local-epochs": 1,
+            "batch-size": 32, "lr": 0.05, "momentum": 0.9, "central-eval-size": 1000,
+            "results-dir": "results/bench-runs", "run-name": "bench-fsp", "seed": 0,
+            "fsp.stage1-rounds": 1, "fsp.lr": 0.01}
+    rounds = {"teacher": 6, "target": 8, "intermediate": 3}
+    if quick:  # scikit-learn digits (8x8): the same code path in about a minute
+        base |= {"dataset": "digits", "num-clients": 4, "client-train-size": 0,
+                 "central-eval-size": 0}
+        rounds = {"teacher": 3, "target": 3, "intermediate": 2}
+    return {"config": RunConfig.from_mapping(base), "rounds": rounds}
+
+
+def measure(lines: list[dict[str, Any]]) -> dict[str, list]:
+    lines = [line for line in lines if line["round"] >= 1]  # round 0: the initial evaluation
+    return {"accuracy": [line.get("accuracy") for line in lines],
+            "client_seconds": [line.get("train/train-seconds", 0.0) for line in lines],
+            "wall_seconds": [line["seconds"] for line in lines],
+            "stage": [line.get("stage") for line in lines],
+            "fsp_loss": [line.get("train/fsp-loss") for line in lines],
+            "fsp_seconds": [line.get("train/fsp-seconds") for line in lines]}
+
+
+def simulated(cfg: RunConfig, store: list[dict[str, Any]]) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = []
+    summary = simulate(cfg, Resources(num_cpus=1), on_round=lines.append)
+    store.append({"model": cfg.model, "series": measure(lines)})
+    return summary
+
+
+def first_round(accuracy: list[float], target: float) -> int | None:
+    return next((i + 1 for i, a in enumerate(accuracy) if a is not None and a >= target), None)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    work = workload(quick)
+    cfg, rounds = work["config"], work["rounds"]
+    teacher_runs: list[dict[str, Any]] = []
+    teacher = simulated(with_keys(cfg, {"model": TEACHER_MODEL, "num-rounds": rounds["teacher"],
+                                        "run-name": "bench-fsp-teacher"}), teacher_runs)
+    scratch_runs: list[dict[str, Any]] = []
+    simulated(with_keys(cfg, {"model": TARGET_MODEL, "num-rounds": rounds["target"],
+                              "run-name": "bench-fsp-scratch"}), scratch_runs)
+    chain_runs: list[dict[str, Any]] = []
+    run_chain(with_keys(cfg, {"num-rounds": rounds["target"]}), teacher=teacher["run-dir"],
+              teacher_model=TEACHER_MODEL, models=[*INTERMEDIATES, TARGET_MODEL],
+              intermediate_rounds=rounds["intermediate"],
+              run_one=lambda step: simulated(step, chain_runs))
+    scratch, target_run = scratch_runs[0]["series"], chain_runs[-1]["series"]
+    before = chain_runs[:-1]  # the intermediates: every one of their rounds counts
+    rounds_before = sum(len(r["series"]["accuracy"]) for r in before)
+    seconds_before = sum(sum(r["series"]["client_seconds"]) for r in before)
+    wall_before = sum(sum(r["series"]["wall_seconds"]) for r in before)
+    final = scratch["accuracy"][-1]
+    target = round(final - 0.005, 6)
+    hit_scratch = first_round(scratch["accuracy"], target)
+    hit_target = first_round(target_run["accuracy"], target)
+    hit_progressive = None if hit_target is None else rounds_before + hit_target
+
+    def seconds(series: dict[str, list], upto: int | None, key: str) -> float | None:
+        return None if upto is None else round(sum(series[key][:upto]), 2)
+
+    result = {
+        "dataset": cfg.dataset, "clients": cfg.num_clients, "partitioner": cfg.partitioner,
+        "dirichlet_alpha": cfg.dirichlet_alpha, "client_train_size": cfg.client_train_size,
+        "teacher_model": TEACHER_MODEL, "chain": [*INTERMEDIATES, TARGET_MODEL],
+        "rounds": rounds, "fsp_stage1_rounds": cfg.fsp.stage1_rounds, "fsp_lr": cfg.fsp.lr,
+        "target_accuracy_scratch_final": final, "target": target,
+        "target_accuracy_progressive_final": target_run["accuracy"][-1],
+        "rounds_to_target_scratch": hit_scratch,
+        "rounds_to_target_progressive": hit_progressive,
+        "client_seconds_to_target_scratch": seconds(scratch, hit_scratch, "client_seconds"),
+        "client_seconds_to_target_progressive": None if hit_target is None else round(
+            seconds_before + seconds(target_run, hit_target, "client_seconds"), 2),
+        "wall_seconds_to_target_scratch": seconds(scratch, hit_scratch, "wall_seconds"),
+        "wall_seconds_to_target_progressive": None if hit_target is None else round(
+            wall_before + seconds(target_run, hit_target, "wall_seconds"), 2),
+        "teacher": {"final_accuracy": teacher["final-accuracy"],
+                    "rounds": rounds["teacher"],
+                    "client_seconds": round(sum(teacher_runs[0]["series"]["client_seconds"]), 2),
+                    "wall_seconds": round(sum(teacher_runs[0]["series"]["wall_seconds"]), 2)},
+        "runs": {"teacher": teacher_runs[0], "scratch": scratch_runs[0], "chain": chain_runs},
+        "goal": {"rounds_fraction_max": 0.5, "client_seconds_fraction_max": 0.5},
+    }
+    if hit_scratch and hit_progressive:
+        result["rounds_fraction"] = round(hit_progressive / hit_scratch, 4)
+        result["client_seconds_fraction"] = round(
+            result["client_seconds_to_target_progressive"]
+            / result["client_seconds_to_target_scratch"], 4)
+    png = Path("results/bench/fsp-quick.png") if quick else PNG
+    result["png"] = str(draw(result, png))
+    return result
+
+
+def draw(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    scratch = result["runs"]["scratch"]["series"]["accuracy"]
+    ax.plot(range(1, len(scratch) + 1), [100 * a for a in scratch], "o-",
+            label=f"{TARGET_MODEL} from scratch")
+    offset = 0
+    for run in result["runs"]["chain"]:
+        acc = run["series"]["accuracy"]
+        xs = range(offset + 1, offset + len(acc) + 1)
+        ax.plot(xs, [100 * a for a in acc], "s--" if run is not result["runs"]["chain"][-1]
+                else "s-", label=f"chain: {run['model']} (stage 1 = {result['fsp_stage1_rounds']}"
+                " round)")
+        offset += len(acc)
+    ax.axhline(100 * result["target"], color="grey", lw=0.8, ls=":", label="target")
+    ax.set_xlabel("federated rounds (chain: every network's rounds counted)")
+    ax.set_ylabel("central test accuracy (%)")
+    ax.set_title(f"FSP progressive transfer, teacher {TEACHER_MODEL} "
+                 f"({100 * result['teacher']['final_accuracy']:.1f}%, trained apart)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    def fmt(value: Any) -> str:
+        return "never" if value is None else str(value)
+
+    return (f"target {100 * record['target']:.2f}% (scratch final - 0.5): scratch in "
+            f"{fmt(record['rounds_to_target_scratch'])} rounds / "
+            f"{fmt(record['client_seconds_to_target_scratch'])} client s, progressive in "
+            f"{fmt(record['rounds_to_target_progressive'])} rounds / "
+            f"{fmt(record['client_seconds_to_target_progressive'])} client s "
+            f"(goal <= 1/2 of both; fractions {record.get('rounds_fraction')} and "
+            f"{record.get('client_seconds_fraction')})")

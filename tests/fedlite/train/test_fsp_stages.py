@@ -1,0 +1,113 @@
+"""FSP stages in the local round: keys, stage from the round, stage 1 lowers the FSP loss on
+digits, the teacher cache, and bad input caught before training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fedlite.config import ConfigError, RunConfig
+from fedlite.federation import data_for, initial_model, local_round, state_arrays
+from fedlite.train.fsp import FspTerm, load_teacher, preflight, round_lr
+
+BASE = {"dataset": "digits", "num-clients": 2, "partitioner": "iid", "model": "resnet8",
+        "num-rounds": 3, "client-train-size": 120}
+
+
+def save_teacher(tmp_path, model_name="resnet8", seed=1):
+    cfg = RunConfig.from_mapping({**BASE, "model": model_name, "seed": seed})
+    model = initial_model(cfg, data_for(cfg))
+    path = tmp_path / "teacher" / "checkpoint.npz"
+    path.parent.mkdir(exist_ok=True)
+    np.savez(path, __round__=np.asarray(1), **state_arrays(model))
+    return path.parent
+
+
+def test_off_by_default_and_neutral():
+    cfg = RunConfig.from_mapping({"lr": 0.1, "lr-decay": 0.5})
+    assert not cfg.fsp.enabled and cfg.fsp.stage(1) == 0
+    assert [round_lr(cfg, r) for r in (1, 2, 3)] == [cfg.lr_at(r) for r in (1, 2, 3)]
+
+
+def test_stage_comes_from_the_round_and_stage_2_restarts_the_schedule():
+    cfg = RunConfig.from_mapping({"fsp.teacher": "t", "fsp.stage1-rounds": 2, "fsp.lr": 0.01,
+                                  "lr": 0.1, "lr-decay": 0.5})
+    assert [cfg.fsp.stage(r) for r in (1, 2, 3, 4)] == [1, 1, 2, 2]
+    assert [round_lr(cfg, r) for r in (1, 2, 3, 4)] == [0.01, 0.01, 0.1, 0.05]
+
+
+def test_stage_1_lowers_the_fsp_loss_on_digits(tmp_path):
+    teacher = save_teacher(tmp_path)
+    cfg = RunConfig.from_mapping({**BASE, "fsp.teacher": str(teacher), "fsp.stage1-rounds": 2,
+                                  "local-epochs": 2})
+    data = data_for(cfg)
+    model = initial_model(cfg, data)
+    first = local_round(model, data.client(0), cfg, 1, 0)
+    second = local_round(model, data.client(0), cfg, 2, 0)
+    assert second.method_metrics["fsp-loss"] < first.method_metrics["fsp-loss"]
+    assert first.method_metrics["fsp-seconds"] > 0
+    # stage 2 is plain cross-entropy from these weights: no FSP metrics, hooks gone
+    third = local_round(model, data.client(0), cfg, 3, 0)
+    assert "fsp-loss" not in third.method_metrics
+    assert all(not s._forward_hooks for s in model.sections)
+
+
+def test_teacher_is_loaded_once_per_process(tmp_path):
+    teacher = save_teacher(tmp_path)
+    a = load_teacher(teacher, "resnet8", (1, 8, 8), 10)
+    b = load_teacher(teacher / "checkpoint.npz", "resnet8", (1, 8, 8), 10)
+    assert a is b and not any(p.requires_grad for p in a.parameters())
+
+
+def test_term_removes_its_hooks(tmp_path):
+    teacher = load_teacher(save_teacher(tmp_path), "resnet8", (1, 8, 8), 10)
+    cfg = RunConfig.from_mapping(BASE)
+    student = initial_model(cfg, data_for(cfg))
+    with FspTerm(student, teacher):
+        assert all(s._forward_hooks for s in student.sections)
+    assert all(not s._forward_hooks for s in student.sections)
+
+
+def test_missing_teacher_is_a_clear_error(tmp_path):
+    cfg = RunConfig.from_mapping({**BASE, "fsp.teacher": str(tmp_path / "nowhere")})
+    model = initial_model(cfg, data_for(cfg))
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*nowhere"):
+        preflight(cfg, model, (1, 8, 8))
+
+
+def test_teacher_of_another_architecture_names_a_layer_and_both_shapes(tmp_path):
+    teacher = save_teacher(tmp_path)
+    path = teacher / "checkpoint.npz"
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    arrays["fc.weight"] = np.zeros((10, 32), np.float32)
+    np.savez(path, **arrays)
+    cfg = RunConfig.from_mapping({**BASE, "fsp.teacher": str(teacher)})
+    model = initial_model(cfg, data_for(cfg))
+    with pytest.raises(ValueError, match=r"`fc.weight` is \(10, 32\) in the checkpoint, "
+                                         r"\(10, 64\) in the model"):
+        preflight(cfg, model, (1, 8, 8))
+    with pytest.raises(ValueError, match="does not match fsp.teacher-model='resnet14'"):
+        load_teacher(save_teacher(tmp_path), "resnet14", (1, 8, 8), 10)
+
+
+def test_zero_length_stages_are_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="`fsp.stage1-rounds`"):
+        RunConfig.from_mapping({"fsp.teacher": "t", "fsp.stage1-rounds": 0})
+    cfg = RunConfig.from_mapping({**BASE, "fsp.teacher": str(save_teacher(tmp_path)),
+                                  "fsp.stage1-rounds": 3})
+    with pytest.raises(ConfigError, match="no stage-2 round"):
+        preflight(cfg, initial_model(cfg, data_for(cfg)), (1, 8, 8))
+
+
+def test_student_without_sections_is_rejected(tmp_path):
+    cfg = RunConfig.from_mapping({**BASE, "model": "cnn", "fsp.teacher": str(save_teacher(tmp_path))})
+    with pytest.raises(ValueError, match="not a ResNet"):
+        preflight(cfg, initial_model(cfg, data_for(cfg)), (1, 8, 8))
+
+
+def test_client_train_size_caps_each_client(tmp_path):
+    data = data_for(RunConfig.from_mapping(BASE))
+    assert len(data.client(0).train_y) == 120
+    assert torch.is_tensor(torch.as_tensor(data.client(1).train_x))
