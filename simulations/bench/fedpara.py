@@ -12,7 +12,7 @@ from simulations.engine import simulate
 from simulations.scenarios import load_scenario
 
 METHODS = {"dense": "dense-vgg", "fedpara": "fedpara", "lowrank": "lowrank"}
-QUICK = ["num-rounds=3", "fraction-train=0.03", "central-eval-size=500"]
+QUICK = ["num-rounds=3", "fraction-train=0.03", "local-epochs=1", "central-eval-size=500"]
 
 
 def configs(quick: bool) -> dict[str, tuple[RunConfig, Any]]:
