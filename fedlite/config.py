@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
+from fedlite.continual.settings import ContinualConfig
 from fedlite.hadamard.settings import FedParaConfig
 from fedlite.train.fsp.settings import FspConfig
 
@@ -89,6 +90,7 @@ class RunConfig:
     # methods
     skip: SkipConfig = dataclasses.field(default_factory=SkipConfig)
     fedpara: FedParaConfig = dataclasses.field(default_factory=FedParaConfig)
+    continual: ContinualConfig = dataclasses.field(default_factory=ContinualConfig)
     fsp: FspConfig = dataclasses.field(default_factory=FspConfig)
     # personalization: modules kept on the client (FedPer: "fc2"); federated=false is Local
     local_modules: str = ""

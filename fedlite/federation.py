@@ -73,6 +73,11 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
                              lr=round_lr(cfg, server_round), momentum=cfg.momentum,
                              weight_decay=cfg.weight_decay,
                              seed=derive_seed(cfg.seed, server_round, client_id))
+    if cfg.continual.enabled:  # class-incremental tasks on rounds: fedlite.continual
+        from fedlite.continual.client import continual_round
+
+        return continual_round(model, client, cfg, server_round, client_id, settings, device,
+                               state)
     # FSP stage 1 replaces cross-entropy with the FSP loss (None outside stage 1).
     term = fsp_term(cfg, model, server_round, tuple(client.train_x.shape[1:]), device)
     if term is not None:

@@ -12,6 +12,7 @@ from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
 from fedlite.config import RunConfig
+from fedlite.continual import evaluation as continual
 from fedlite.data import resolve_name
 from fedlite.federation import build_initial, data_for, initial_model, load_arrays
 from fedlite.hadamard.convert import ConversionReport
@@ -51,6 +52,8 @@ def preflight(cfg: RunConfig) -> RunConfig:
     model = initial_model(cfg, data)
     split_keys(cfg, model)  # fedpara.* and local-modules names
     fsp.preflight(cfg, model, data.dataset.input_shape)  # teacher file, architecture, stages
+    if cfg.continual.enabled:  # model kind, task plan, every task class held by a client
+        continual.check(cfg, data, model)
     return cfg
 
 
@@ -71,6 +74,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     test_x, test_y = data.dataset.test_x, data.dataset.test_y
     if cfg.central_eval_size:
         test_x, test_y = test_x[:cfg.central_eval_size], test_y[:cfg.central_eval_size]
+    # Continual runs are judged on the classes seen so far, per task at task ends.
+    tracker = continual.ContinualTracker(cfg, data) if cfg.continual.enabled else None
     wait_for_nodes(grid, cfg.num_clients, cfg.node_wait_timeout)
     recorder = RunRecorder(cfg.results_dir, cfg.run_name, cfg.to_flat(),
                            meta={"strategy": type(strategy.inner).__name__,
@@ -87,7 +92,9 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
         metrics: dict[str, Any] = {"round": server_round}
         if cfg.fsp.enabled and server_round >= 1:  # 1: FSP loss only, 2: the main task
             metrics["stage"] = cfg.fsp.stage(server_round)
-        if cfg.central_eval:
+        if tracker is not None:
+            metrics |= tracker.round_metrics(model, server_round)
+        elif cfg.central_eval:
             loss, accuracy = evaluate(model, test_x, test_y)
             metrics |= {"accuracy": accuracy, "loss": loss}
         traffic = strategy.rounds.get(server_round)
@@ -122,6 +129,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
                "final-client-accuracy-std": last.get("client-accuracy-std"),
                "personalized": personalized(cfg),
                "seconds": round(sum(r["seconds"] for r in recorder.rounds), 3)}
+    if tracker is not None:
+        summary["continual"] = tracker.summary()
     run_dir = recorder.finish(summary)
     log(INFO, "fedlite: run complete, records in %s", run_dir)
     return {**summary, "run-dir": str(run_dir)}

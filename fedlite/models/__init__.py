@@ -25,7 +25,15 @@ MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
                                             classifier=(128,)),
     "vgg16": lambda shape, classes: VGG("vgg16", shape[0], classes, shape[1]),
     **{f"resnet{d}": _resnet(d) for d in (8, 14, 20, 26)},
+    "continual-cnn": lambda shape, classes: _continual(shape, classes),
 }
+
+
+def _continual(shape: tuple[int, int, int], classes: int) -> nn.Module:
+    # Deferred: fedlite.continual's model lives with its method (teacher + student pair).
+    from fedlite.continual.model import ContinualNet
+
+    return ContinualNet(shape, classes)
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:

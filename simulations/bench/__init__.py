@@ -13,7 +13,7 @@ from typing import Any
 
 BENCHMARKS = {"overhead": "simulations.bench.overhead", "fedpara": "simulations.bench.fedpara",
               "pfedpara": "simulations.bench.pfedpara", "skip": "simulations.bench.skip",
-              "fsp": "simulations.bench.fsp"}
+              "fsp": "simulations.bench.fsp", "continual": "simulations.bench.continual"}
 
 
 def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -> dict[str, Any]:

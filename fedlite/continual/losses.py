@@ -1,0 +1,103 @@
+"""Loss terms the training loop adds (``LossTerm``: ``(model, x, y, logits) -> Tensor``).
+
+``PrototypeReplay`` (first model): augmented old-class points go through the CURRENT embedding
+module and (grown) classifier next to the new-class batch; cross-entropy keeps old classes
+classifiable, and a supervised contrastive loss over the joint embedding pulls each class
+together and pushes classes apart (seed 004, [0058], [0079]).
+
+``TwoTeacherKD`` (second model): teacher 1 = the first model's feature extractor/embedding
+(feature MSE + embedding cosine), teacher 2 = its classifier (KL at temperature T), on the
+current batch and on the augmented old-class points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from fedlite.continual.model import Branch
+
+PointSource = Callable[[int], tuple[Tensor, Tensor]]  # batch size -> (points, labels)
+
+
+def supervised_contrastive(z: Tensor, labels: Tensor, temperature: float) -> Tensor:
+    """SupCon (Khosla et al. 2020) on L2-normalised embeddings; anchors without a positive
+    are left out."""
+    z = F.normalize(z, dim=1)
+    similarity = z @ z.T / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    similarity = similarity.masked_fill(self_mask, -1e9)
+    log_prob = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    count = positive.sum(1)
+    has = count > 0
+    if not has.any():
+        return z.new_zeros(())
+    mean_log_prob = (log_prob.masked_fill(~positive, 0).sum(1)[has]) / count[has]
+    return -mean_log_prob.mean()
+
+
+class PrototypeReplay:
+    def __init__(self, points: PointSource | None, *, proto_weight: float, contrast_weight: float,
+                 temperature: float) -> None:
+        self.points, self.proto_weight = points, proto_weight
+        self.contrast_weight, self.temperature = contrast_weight, temperature
+
+    def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        _, z = model.cache
+        loss = logits.new_zeros(())
+        labels = y
+        if self.points is not None:
+            points, point_labels = self.points(len(y))
+            z_aug, logits_aug = model.head(points.to(z.device))
+            point_labels = point_labels.to(y.device)
+            loss = loss + self.proto_weight * F.cross_entropy(logits_aug, point_labels)
+            z, labels = torch.cat([z, z_aug]), torch.cat([y, point_labels])
+        if self.contrast_weight:
+            loss = loss + self.contrast_weight * supervised_contrastive(z, labels, self.temperature)
+        return loss
+
+
+def kl_at(student_logits: Tensor, teacher_logits: Tensor, seen: Tensor | None,
+          temperature: float) -> Tensor:
+    """Hinton KD on the seen classes' logits: KL(teacher || student) * T^2."""
+    if seen is not None:
+        seen = seen.to(student_logits.device)
+        student_logits, teacher_logits = student_logits[:, seen], teacher_logits[:, seen]
+    return F.kl_div(F.log_softmax(student_logits / temperature, 1),
+                    F.softmax(teacher_logits / temperature, 1),
+                    reduction="batchmean") * temperature ** 2
+
+
+class TwoTeacherKD:
+    def __init__(self, teacher: Branch, points: PointSource | None, temperature: float) -> None:
+        self.teacher, self.points, self.temperature = teacher, points, temperature
+
+    def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        f_s, z_s = model.cache
+        with torch.no_grad():
+            self.teacher.eval()
+            t_logits = self.teacher(x)
+            f_t, z_t = self.teacher.cache
+        # Relative feature error: scale-free, so a teacher whose features grow cannot blow
+        # the student up.
+        feature = F.mse_loss(f_s, f_t) / f_t.pow(2).mean().clamp_min(1e-8)
+        loss = feature + (1 - F.cosine_similarity(z_s, z_t)).mean() \
+            + kl_at(logits, t_logits, model.seen, self.temperature)
+        if self.points is not None:
+            points, _ = self.points(len(y))
+            points = points.to(x.device)
+            with torch.no_grad():
+                z_tp, l_tp = self.teacher.head(points)
+            z_sp, l_sp = model.head(points)
+            loss = loss + (1 - F.cosine_similarity(z_sp, z_tp)).mean() \
+                + kl_at(l_sp, l_tp, model.seen, self.temperature)
+        return loss
+
+
+def freeze(module: nn.Module, frozen: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(not frozen)

@@ -1,0 +1,103 @@
+"""The first model grows without touching old logits; prototypes are real samples nearest the
+class mean; augmented points stay in range and keep the old classifier's label."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedlite.continual import augment, memory
+from fedlite.continual.model import UNSEEN_LOGIT, ContinualNet, parameter_count
+
+torch.set_num_threads(1)
+
+
+def test_growing_keeps_old_logits_and_masks_unseen():
+    torch.manual_seed(0)
+    net = ContinualNet((1, 8, 8), 10).eval()
+    x = torch.randn(16, 1, 8, 8)
+    plain = net(x)
+    net.set_seen([0, 1])
+    before = net(x)
+    net.set_seen([0, 1, 2, 3])  # grow by task 1's classes
+    after = net(x)
+    torch.testing.assert_close(after[:, :2], before[:, :2], rtol=0, atol=0)
+    torch.testing.assert_close(after[:, :4], plain[:, :4], rtol=0, atol=0)
+    assert (before[:, 2:] == UNSEEN_LOGIT).all() and (after[:, 4:] == UNSEEN_LOGIT).all()
+
+
+def test_student_has_at_most_half_the_parameters():
+    for shape in ((1, 8, 8), (1, 28, 28)):
+        net = ContinualNet(shape, 10)
+        assert parameter_count(net.student) <= 0.5 * parameter_count(net.teacher)
+
+
+def test_prototype_is_the_real_sample_nearest_the_class_mean(digits):
+    torch.manual_seed(0)
+    branch = ContinualNet((1, 8, 8), 10).teacher
+    x, y = digits.train_x[:400], digits.train_y[:400]
+    protos, missing, radius = memory.select(branch, x, y, [3, 7])
+    assert missing == [] and radius > 0
+    for row, c in enumerate([3, 7]):
+        f, z = memory.represent(branch, x[y == c])
+        distances = (z - z.mean(0)).norm(dim=1)
+        best = int(distances.argmin())
+        assert distances[best] <= distances.min() + 1e-6
+        torch.testing.assert_close(protos.features[row], f[best])  # a real sample's features
+        torch.testing.assert_close(protos.embeddings[row], z[best])
+        assert protos.labels[row] == c
+
+
+def test_class_without_samples_is_reported_not_invented(digits):
+    branch = ContinualNet((1, 8, 8), 10).teacher
+    y = digits.train_y[:200]
+    keep = y != 5
+    protos, missing, _ = memory.select(branch, digits.train_x[:200][keep], y[keep], [4, 5])
+    assert missing == [5] and protos.labels.tolist() == [4]
+
+
+def test_memory_round_trips_through_state():
+    protos = memory.Prototypes(torch.randn(2, 6), torch.randn(2, 3), torch.tensor([0, 1]))
+    state: dict[str, np.ndarray] = {}
+    memory.store(state, protos)
+    back = memory.load(state)
+    assert all(k.startswith("continual/") for k in state)
+    torch.testing.assert_close(back.features, protos.features)
+    assert back.labels.tolist() == [0, 1]
+
+
+def test_bounded_offsets_stay_inside_the_range():
+    v = torch.randn(3, 5, 16) * torch.tensor([1e-3, 1.0, 1e3])[:, None, None]
+    norms = augment.bounded(v, 0.7).norm(dim=-1)
+    assert (norms <= 0.7 * (1 + 1e-6)).all() and (norms > 0).all()
+    protos = memory.Prototypes(torch.randn(3, 16), torch.zeros(3, 4), torch.tensor([0, 1, 2]))
+    points, labels = augment.adaptive_points(protos, v, 0.7, 200, torch.Generator().manual_seed(0))
+    offsets = points - protos.features[labels]
+    assert (offsets.norm(dim=1) < 0.7 + 1e-6).all()
+
+
+class _Head(nn.Module):
+    def __init__(self, centres: torch.Tensor) -> None:
+        super().__init__()
+        self.centres = centres
+
+    def forward(self, f):  # nearest-centre classifier as logits
+        return -torch.cdist(f, self.centres)
+
+
+def test_learned_vectors_keep_the_old_classifiers_label():
+    # Two classes whose centres are 2 apart; a range of 1.5 lets naive offsets cross over.
+    centres = torch.tensor([[0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]])
+    protos = memory.Prototypes(centres.clone(), torch.zeros(2, 2), torch.tensor([0, 1]))
+    head = _Head(centres)
+    generator = torch.Generator().manual_seed(0)
+    v = augment.init_vectors(2, 32, 4, generator) * 4  # start near the edge of the range
+    start = augment.bounded(v, 1.5) + protos.features[:, None]
+    crossed = (head(start.reshape(-1, 4)).argmax(1) != protos.labels.repeat_interleave(32))
+    assert crossed.any()  # the test is not trivial
+    fitted, report = augment.fit_vectors(v, protos, head, 1.5, steps=200, lr=0.05)
+    assert report["continual-aug-label-kept"] == 1.0
+    assert report["continual-aug-reach"] > 0.5  # spread out, not collapsed onto the prototype
+    points = augment.bounded(fitted, 1.5) + protos.features[:, None]
+    assert (head(points.reshape(-1, 4)).argmax(1) == protos.labels.repeat_interleave(32)).all()

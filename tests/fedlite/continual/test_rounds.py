@@ -1,0 +1,158 @@
+"""Tasks on rounds, bad input, the client's continual round, two-teacher distillation, and the
+server's metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fedlite.config import ConfigError, RunConfig
+from fedlite.continual.client import continual_round
+from fedlite.continual.evaluation import ContinualTracker, check, forgetting
+from fedlite.continual.losses import TwoTeacherKD
+from fedlite.continual.tasks import check_holders, parse_tasks, task_plan
+from fedlite.federation import data_for, initial_model, load_arrays, local_round, state_arrays
+from fedlite.train import TrainSettings, train
+
+torch.set_num_threads(1)
+
+
+def cfg_for(tmp_path, **keys) -> RunConfig:
+    flat = {"dataset": "digits", "num-clients": 2, "partitioner": "iid", "model": "continual-cnn",
+            "device": "cpu", "continual.enabled": True, "continual.rounds-per-task": 1,
+            "num-rounds": 5, "continual.augment-steps": 3, "local-epochs": 1, "lr": 0.02,
+            "results-dir": str(tmp_path / "results"), **keys}
+    return RunConfig.from_mapping(flat)
+
+
+def test_tasks_map_onto_rounds(tmp_path):
+    plan = task_plan(cfg_for(tmp_path, **{"num-rounds": 10, "continual.rounds-per-task": 2}), 10)
+    assert plan.tasks == ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
+    assert [plan.task_of_round(r) for r in range(0, 11)] == [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert [r for r in range(1, 11) if plan.is_task_end(r)] == [2, 4, 6, 8, 10]
+    assert plan.seen_classes(1) == (0, 1, 2, 3)
+    assert parse_tasks("0 1, 2-4") == ((0, 1), (2, 3, 4))
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"continual.tasks": "0-2,2-9"}, "must not overlap"),
+    ({"continual.tasks": "0-1,x"}, "cannot read"),
+])
+def test_bad_task_specs_fail_at_config_time(tmp_path, keys, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg_for(tmp_path, **keys)
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"continual.tasks": "0-3,4-7", "num-rounds": 2}, r"classes \[8, 9\] are in no task"),
+    ({"continual.tasks": "0-4,5-10", "num-rounds": 2}, r"classes \[10\] do not exist"),
+    ({"continual.num-tasks": 3, "num-rounds": 3}, "do not split"),
+    ({"num-rounds": 7}, "must be 5 tasks x"),
+])
+def test_bad_plans_fail_with_the_fix(tmp_path, keys, message):
+    with pytest.raises(ConfigError, match=message):
+        task_plan(cfg_for(tmp_path, **keys), 10)
+
+
+def test_a_class_no_client_holds_is_an_error():
+    plan = parse_tasks("0-1,2-3")
+    from fedlite.continual.tasks import TaskPlan
+
+    with pytest.raises(ConfigError, match=r"task 1 has classes \[3\] that no client holds"):
+        check_holders(TaskPlan(plan, 1), [np.array([0, 1, 2]), np.array([1, 2])])
+
+
+def test_preflight_rejects_a_plain_model(tmp_path, partition_cache):
+    cfg = cfg_for(tmp_path, model="cnn")
+    data = data_for(cfg)
+    with pytest.raises(ConfigError, match="continual-cnn"):
+        check(cfg, data, initial_model(cfg, data))
+
+
+def test_forgetting_is_best_earlier_minus_final():
+    matrix = [[0.9], [0.5, 0.8], [0.6, 0.4, 0.7]]
+    assert forgetting(matrix) == pytest.approx(((0.9 - 0.6) + (0.8 - 0.4)) / 2)
+    assert forgetting([[0.9]]) == 0.0
+
+
+def test_method_off_reproduces_plain_training(tmp_path, partition_cache):
+    cfg = cfg_for(tmp_path, **{"continual.enabled": False, "model": "cnn", "num-rounds": 1})
+    data = data_for(cfg)
+    a, b = initial_model(cfg, data), initial_model(cfg, data)
+    local_round(a, data.client(0), cfg, 1, 0, "cpu", {})
+    from fedlite.federation import derive_seed
+
+    settings = TrainSettings(epochs=cfg.local_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                             momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                             seed=derive_seed(cfg.seed, 1, 0))
+    train(b, data.client(0).train_x, data.client(0).train_y, settings)
+    for key, value in state_arrays(a).items():
+        np.testing.assert_array_equal(value, state_arrays(b)[key])
+
+
+def test_federated_tasks_build_memory_and_report_metrics(tmp_path, partition_cache):
+    cfg = cfg_for(tmp_path)
+    data = data_for(cfg)
+    model = initial_model(cfg, data)
+    check(cfg, data, model)
+    tracker = ContinualTracker(cfg, data)
+    global_arrays, states = state_arrays(model), [{}, {}]
+    for server_round in range(1, 4):  # tasks 0, 1, 2
+        summed, total = {}, 0
+        for cid in range(2):
+            load_arrays(model, global_arrays)
+            result = local_round(model, data.client(cid), cfg, server_round, cid, "cpu",
+                                 states[cid])
+            for key, value in state_arrays(model).items():
+                summed[key] = summed.get(key, 0) + value * result.num_examples
+            total += result.num_examples
+        global_arrays = {k: (v / total).astype(np.float32) for k, v in summed.items()}
+        load_arrays(model, global_arrays)
+        metrics = tracker.round_metrics(model, server_round)
+    state = states[0]
+    # After task 2 began: one prototype per class of tasks 0 and 1, and nothing from old data
+    # beyond them (features, embedding, label), the old head and the vectors.
+    assert sorted(state["continual/proto-labels"].tolist()) == [0, 1, 2, 3]
+    assert state["continual/vectors"].shape[:2] == (4, cfg.continual.vectors_per_class)
+    assert {k.split("/")[1] for k in state} == {"proto-features", "proto-embeddings",
+                                                 "proto-labels", "radius", "vectors",
+                                                 "old-head", "task"}
+    assert sum(v.nbytes for v in state.values()) < 200_000  # travels in context.state
+    assert result.method_metrics["continual-memory-classes"] == 4
+    assert set(metrics) >= {"accuracy", "continual/task-2-accuracy", "continual/forgetting",
+                            "continual/student-accuracy", "continual/average-incremental-accuracy"}
+    assert metrics["continual/task"] == 2
+    summary = tracker.summary()
+    assert len(summary["teacher"]["task_accuracy"]) == 3
+    assert summary["student"]["params"] <= summary["teacher"]["params"] / 2
+
+
+def test_empty_memory_is_logged_and_counted(tmp_path, partition_cache):
+    cfg = cfg_for(tmp_path)
+    data = data_for(cfg)
+    model = initial_model(cfg, data)
+    client = data.client(0)
+    keep = client.train_y >= 2  # this client never held task 0's classes
+    from fedlite.data import ClientData
+
+    lacking = ClientData(client.train_x[keep], client.train_y[keep], client.test_x, client.test_y)
+    settings = TrainSettings(epochs=1, lr=0.02)
+    result = continual_round(model, lacking, cfg, 2, 0, settings, "cpu", state := {})
+    assert result.method_metrics["continual-missing-prototypes"] == 2
+    assert result.method_metrics["continual-empty-memory"] == 1
+    assert "continual/proto-labels" not in state
+
+
+def test_student_distillation_loss_falls_on_digits(digits):
+    torch.manual_seed(0)
+    from fedlite.continual.model import ContinualNet
+
+    net = ContinualNet((1, 8, 8), 10)
+    x, y = digits.train_x[:600], digits.train_y[:600]
+    net.set_seen(range(10))
+    train(net.teacher, x, y, TrainSettings(epochs=5, lr=0.05))
+    kd = TwoTeacherKD(net.teacher, None, temperature=2.0)
+    losses = [train(net.student, x, y, TrainSettings(epochs=1, lr=0.02, seed=e), task_loss=False,
+                    loss_terms=[kd]).loss for e in range(6)]
+    assert losses[-1] < 0.6 * losses[0], losses
