@@ -49,7 +49,7 @@ class SkipGate:
         queue = KeptQueue(self.control.batch_size)
         for x, y in batches:
             confidence, grad_norm = labeled_confidence(selection_logits(model, x), y)
-            keep = confidence <= self.threshold
+            keep = ~(confidence > self.threshold)  # a NaN confidence (diverged model) is kept
             conf_np, grad_np, keep_np = (t.cpu().numpy() for t in (confidence, grad_norm, keep))
             bins = self.control.bin_of(conf_np)
             self.period.add(bins, grad_np)
