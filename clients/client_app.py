@@ -17,6 +17,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 from flwr.common import log
 
+from fedlite.attack import outgoing
 from fedlite.config import RunConfig
 from fedlite.federation import (data_for, initial_model, local_round, resolve_device,
                                 state_arrays)
@@ -76,7 +77,10 @@ def train(msg: Message, context: Context) -> Message:
                          next(model.parameters()).device, state)
     keep_local(model, cfg, state)
     _save_state(context, state)
-    reply = RecordDict({"arrays": ArrayRecord(wire_state(cfg, model)),
+    # attack.* (robustness experiments): an attacker boosts its update; others are unchanged
+    arrays = outgoing(cfg.attack, cfg.num_clients, client_id, msg.content["arrays"],
+                      wire_state(cfg, model))
+    reply = RecordDict({"arrays": ArrayRecord(arrays),
                         "metrics": MetricRecord(result.metrics())})
     return Message(reply, reply_to=msg)
 

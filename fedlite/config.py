@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 from fedlite.continual.settings import ContinualConfig
+from fedlite.attack import AttackConfig
 from fedlite.hadamard.settings import FedParaConfig
 from fedlite.train.fsp.settings import FspConfig
 
@@ -68,6 +69,7 @@ class RunConfig:
     fraction_evaluate: float = 0.0
     node_wait_timeout: float = 120.0
     round_timeout: float = 3600.0
+    min_replies: int = 1  # fewer good replies within round-timeout: the round is skipped
     central_eval: bool = True
     central_eval_size: int = 0  # first N test samples; 0 = the whole test set
     # data
@@ -90,6 +92,7 @@ class RunConfig:
     # methods
     skip: SkipConfig = dataclasses.field(default_factory=SkipConfig)
     fedpara: FedParaConfig = dataclasses.field(default_factory=FedParaConfig)
+    attack: AttackConfig = dataclasses.field(default_factory=AttackConfig)  # experiments only
     continual: ContinualConfig = dataclasses.field(default_factory=ContinualConfig)
     fsp: FspConfig = dataclasses.field(default_factory=FspConfig)
     # personalization: modules kept on the client (FedPer: "fc2"); federated=false is Local
@@ -98,6 +101,7 @@ class RunConfig:
     # records
     results_dir: str = "results"
     run_name: str = "run"
+    resume_from: str = ""  # a killed run's results/<run-id>.partial: continue after its checkpoint
 
     def __post_init__(self) -> None:
         _require(self.num_rounds >= 1, "num-rounds", "must be a positive integer")
@@ -117,6 +121,8 @@ class RunConfig:
         _require(0.0 <= self.fraction_evaluate <= 1.0, "fraction-evaluate", "must be in [0, 1]")
         _require(self.node_wait_timeout > 0, "node-wait-timeout", "must be > 0 seconds")
         _require(self.round_timeout > 0, "round-timeout", "must be > 0 seconds")
+        _require(self.min_replies >= 1, "min-replies",
+                 "must be >= 1 (good replies a round needs to change the global model)")
         _require(self.central_eval_size >= 0, "central-eval-size", "must be >= 0 (0 = all)")
         _require(self.local_epochs >= 1, "local-epochs", "must be a positive integer")
         _require(self.batch_size >= 1, "batch-size", "must be a positive integer")

@@ -47,10 +47,32 @@ class RunRecorder:
             handle.write(json.dumps(line) + "\n")
         return line
 
-    def save_checkpoint(self, arrays: Mapping[str, np.ndarray], server_round: int) -> None:
+    def save_checkpoint(self, arrays: Mapping[str, np.ndarray], server_round: int,
+                        extra: Mapping[str, np.ndarray] | None = None) -> None:
+        """Global arrays and round; ``extra`` keys (strategy and RNG state) start with ``__``."""
         partial = self.dir / f".{CHECKPOINT}.tmp.npz"
-        np.savez(partial, __round__=np.asarray(server_round), **dict(arrays))
+        np.savez(partial, __round__=np.asarray(server_round), **dict(extra or {}), **dict(arrays))
         os.replace(partial, self.dir / CHECKPOINT)
+
+    @classmethod
+    def reopen(cls, run_dir: str | os.PathLike) -> RunRecorder:
+        """Continue a killed run in its ``<run-id>.partial/``; a round recorded after the last
+        checkpoint is dropped (it is run again)."""
+        run_dir = Path(run_dir)
+        if not run_dir.name.endswith(".partial") or not (run_dir / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"{run_dir}: give the <run-id>.partial directory of a "
+                                    f"killed run (it holds {CHECKPOINT})")
+        done, _ = load_checkpoint(run_dir)
+        self = cls.__new__(cls)
+        self.dir, self.run_id = run_dir, run_dir.name.removesuffix(".partial")
+        self.final_dir = run_dir.with_name(self.run_id)
+        self.rounds = [r for r in read_rounds(run_dir) if r["round"] <= done]
+        (run_dir / "rounds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.rounds))
+        last = self.rounds[-1] if self.rounds else {}
+        self.cumulative_down = int(last.get("cumulative-bytes-down", 0))
+        self.cumulative_up = int(last.get("cumulative-bytes-up", 0))
+        self._last = time.perf_counter()
+        return self
 
     def finish(self, summary: Mapping[str, Any]) -> Path:
         """Write the summary and plot, then give the run its final name."""
@@ -72,8 +94,14 @@ def read_rounds(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def load_checkpoint(run_dir: str | os.PathLike) -> tuple[int, dict[str, np.ndarray]]:
     with np.load(Path(run_dir) / CHECKPOINT) as stored:
-        arrays = {k: stored[k] for k in stored.files if k != "__round__"}
+        arrays = {k: stored[k] for k in stored.files if not k.startswith("__")}
         return int(stored["__round__"]), arrays
+
+
+def load_checkpoint_state(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The ``extra`` entries of ``save_checkpoint``: strategy and RNG state."""
+    with np.load(Path(run_dir) / CHECKPOINT) as stored:
+        return {k: stored[k] for k in stored.files if k.startswith("__") and k != "__round__"}
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                      help="run-config or [federation] overrides, e.g. num-rounds=5")
     run.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue a killed run from its last completed round: give its "
+                          "results/<run-id>.partial and the same scenario and overrides "
+                          "(num-rounds may grow); same as resume-from=RUN_DIR")
     run.set_defaults(handler=_run)
 
     sub.add_parser("list", help="list scenarios").set_defaults(handler=_list)
@@ -87,6 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     from simulations.scenarios import load_scenario
 
     overrides = list(args.overrides)
+    if args.resume:
+        overrides.append(f"resume-from={args.resume}")
     if "=" in args.scenario:  # `fedlite run lr=0.1`: overrides of the default scenario
         args.scenario, overrides = "default", [args.scenario, *overrides]
     scenario = load_scenario(args.scenario, overrides)

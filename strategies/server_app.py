@@ -22,21 +22,27 @@ from fedlite.train import evaluate
 from fedlite.train import fsp
 from fedlite.wire import personalized, split_keys, wire_state
 from strategies.accounting import Accounting
+from strategies.checkpointing import check_resumable, checkpoint_state, resume, shifted
 from strategies.loading import accepted_arguments, load_strategy
 from strategies.nodes import wait_for_nodes
+from strategies.reliability import Reliability, unwrap
+from strategies.validation import Validation
 
 app = ServerApp()
 
 
-def build_strategy(cfg: RunConfig) -> Accounting:
-    """The configured strategy, with the run's sampling defaults where it takes them."""
+def build_strategy(cfg: RunConfig, max_examples: float = 1e9) -> Accounting:
+    """The configured strategy, with the run's sampling defaults where it takes them, wrapped:
+    bytes are counted on every reply, bad replies are rejected, then too few good replies
+    skip the round (``max_examples``: the most samples a reply may claim)."""
     kwargs = cfg.strategy_arguments()
     defaults = {"fraction_train": cfg.fraction_train, "fraction_evaluate": cfg.fraction_evaluate,
                 "min_train_nodes": 1, "min_evaluate_nodes": 1,
                 "min_available_nodes": cfg.num_clients}
     accepted = accepted_arguments(cfg.strategy)
     kwargs = {**{k: v for k, v in defaults.items() if k in accepted}, **kwargs}
-    return Accounting(load_strategy(cfg.strategy, kwargs))
+    inner = Reliability(load_strategy(cfg.strategy, kwargs), cfg.min_replies, cfg.node_wait_timeout)
+    return Accounting(Validation(inner, max_examples))
 
 
 def preflight(cfg: RunConfig) -> RunConfig:
@@ -48,6 +54,7 @@ def preflight(cfg: RunConfig) -> RunConfig:
     # `auto` is resolved once here so every record names the dataset actually used.
     cfg = cfg.replace(dataset=resolve_name(cfg.dataset, cfg.data_dir or None))
     build_strategy(cfg)
+    check_resumable(cfg)  # resume-from: a killed run of this same config
     data = data_for(cfg)
     model = initial_model(cfg, data)
     split_keys(cfg, model)  # fedpara.* and local-modules names
@@ -64,8 +71,8 @@ def main(grid: Grid, context: Context) -> None:
 
 def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     """Run ``cfg`` on ``grid``; returns the summary. ``on_round(line)`` sees every record line."""
-    strategy = build_strategy(cfg)
     data = data_for(cfg)
+    strategy = build_strategy(cfg, max_examples=len(data.dataset.train_y))
     model, report = build_initial(cfg, data)
     wire, local = split_keys(cfg, model)
     # Price every message that carried arrays as if it had carried the dense model's arrays.
@@ -77,8 +84,9 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     # Continual runs are judged on the classes seen so far, per task at task ends.
     tracker = continual.ContinualTracker(cfg, data) if cfg.continual.enabled else None
     wait_for_nodes(grid, cfg.num_clients, cfg.node_wait_timeout)
-    recorder = RunRecorder(cfg.results_dir, cfg.run_name, cfg.to_flat(),
-                           meta={"strategy": type(strategy.inner).__name__,
+    recorder = RunRecorder.reopen(cfg.resume_from) if cfg.resume_from else RunRecorder(
+                           cfg.results_dir, cfg.run_name, cfg.to_flat(),
+                           meta={"strategy": type(unwrap(strategy)).__name__,
                                  "model": model_description(model, report, wire, local)})
     log(INFO, "fedlite: run %s -> %s", recorder.run_id, recorder.final_dir)
     if report is not None:
@@ -103,6 +111,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
                         "dense-bytes-down": traffic.array_messages_down * dense_message_bytes,
                         "dense-bytes-up": traffic.array_messages_up * dense_message_bytes,
                         "replies-ok": traffic.replies_ok, "replies-failed": traffic.replies_failed,
+                        "replies-rejected": len(strategy.rejected.get(server_round, [])),
+                        "round-skipped": int(server_round in strategy.skipped),
                         **{f"train/{k}": v for k, v in traffic.train_metrics.items()},
                         **{f"evaluate/{k}": v for k, v in traffic.evaluate_metrics.items()}}
             if traffic.client_accuracies:
@@ -110,15 +120,16 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
                 metrics |= {"client-accuracy-mean": float(accs.mean()),
                             "client-accuracy-std": float(accs.std(unbiased=False))}
         line = recorder.log_round(metrics)
-        recorder.save_checkpoint(arrays_np, server_round)
+        recorder.save_checkpoint(arrays_np, server_round, checkpoint_state(strategy))
         if on_round:
             on_round(line)
         numeric = {k: v for k, v in line.items() if isinstance(v, (int, float))}
         return MetricRecord(numeric)
 
-    strategy.start(grid=grid, initial_arrays=ArrayRecord(wire_state(cfg, model)),
-                   num_rounds=cfg.num_rounds, timeout=cfg.round_timeout,
-                   train_config=ConfigRecord({}), evaluate_fn=round_end)
+    runner, initial, done = resume(cfg, strategy, ArrayRecord(wire_state(cfg, model)))
+    runner.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_rounds - done,
+                 timeout=cfg.round_timeout, train_config=ConfigRecord({}),
+                 evaluate_fn=shifted(round_end, done))
     last = recorder.rounds[-1]
     summary = {"rounds": cfg.num_rounds, "final-accuracy": last.get("accuracy"),
                "best-accuracy": max((r.get("accuracy") or 0.0) for r in recorder.rounds),

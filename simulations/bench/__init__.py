@@ -13,6 +13,7 @@ from typing import Any
 
 BENCHMARKS = {"overhead": "simulations.bench.overhead", "fedpara": "simulations.bench.fedpara",
               "pfedpara": "simulations.bench.pfedpara", "skip": "simulations.bench.skip",
+              "robust": "simulations.bench.robust", "scale": "simulations.bench.scale",
               "fsp": "simulations.bench.fsp", "continual": "simulations.bench.continual"}
 
 

@@ -1,0 +1,1 @@
+"""Deployment on Flower's own runtime: SuperLink, SuperNodes, TLS, node keys."""

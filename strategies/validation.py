@@ -1,0 +1,103 @@
+"""Bad replies are rejected before aggregation, each with a log line naming the node and reason.
+
+One NaN, one wrong shape or one ``num-examples = 1e12`` is enough to ruin a weighted average
+(or crash it), and Flower's FedAvg checks only that a reply has one ArrayRecord and one
+MetricRecord. A training reply must carry exactly the keys that were sent, with the same
+shapes and dtypes, finite values, and a positive ``num-examples`` no larger than
+``max_examples``. Rejected replies are left out; the rest go to the wrapped strategy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from logging import WARNING
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.common import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+Spec = dict[str, tuple[tuple[int, ...], str]]  # key -> (shape, dtype) of what was sent
+
+
+def spec_of(arrays: ArrayRecord) -> Spec:
+    return {key: (tuple(array.shape), str(array.dtype)) for key, array in arrays.items()}
+
+
+def problem(msg: Message, expected: Spec, max_examples: float,
+            arrays_key: str = "arrays", weight_key: str = "num-examples") -> str | None:
+    """Why a training reply must not be aggregated, or None if it is fine."""
+    content = msg.content
+    if arrays_key not in content.array_records:
+        return f"no ArrayRecord '{arrays_key}'"
+    arrays = content.array_records[arrays_key]
+    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing:
+        return f"missing keys {missing[:3]}{'...' if len(missing) > 3 else ''}"
+    if extra:
+        return f"unexpected keys {extra[:3]}{'...' if len(extra) > 3 else ''}"
+    for key, array in arrays.items():
+        shape, dtype = expected[key]
+        if tuple(array.shape) != shape:
+            return f"'{key}' has shape {tuple(array.shape)}, expected {shape}"
+        if str(array.dtype) != dtype:
+            return f"'{key}' has dtype {array.dtype}, expected {dtype}"
+        values = array.numpy()
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            return f"'{key}' holds NaN or Inf"
+    weights = [record[weight_key] for record in content.metric_records.values()
+               if weight_key in record]
+    if len(weights) != 1:
+        return f"{len(weights)} '{weight_key}' values, expected one"
+    weight = weights[0]
+    if isinstance(weight, list) or not math.isfinite(weight) or weight <= 0:
+        return f"'{weight_key}' = {weight!r} is not a positive number"
+    if weight > max_examples:
+        return f"'{weight_key}' = {weight:g} is more than the {max_examples:g} samples there are"
+    return None
+
+
+class Validation(Strategy):
+    """Delegates to ``inner``; drops malformed training replies and counts them per round."""
+
+    def __init__(self, inner: Strategy, max_examples: float = 1e9) -> None:
+        self.inner, self.max_examples = inner, max_examples
+        self.sent: dict[int, Spec] = {}
+        self.rejected: dict[int, list[tuple[int, str]]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self.sent = {server_round: spec_of(arrays)}  # replies must match what went out
+        return self.inner.configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        kept, rejected = [], self.rejected.setdefault(server_round, [])
+        expected = self.sent.get(server_round, {})
+        for msg in replies:
+            reason = None if msg.has_error() else problem(msg, expected, self.max_examples)
+            if reason is None:
+                kept.append(msg)  # errors pass: the inner strategy counts and drops them
+                continue
+            node = msg.metadata.src_node_id
+            rejected.append((node, reason))
+            log(WARNING, "fedlite: round %d: rejected the reply of node %d: %s", server_round,
+                node, reason)
+        return self.inner.aggregate_train(server_round, kept)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
+                           ) -> MetricRecord | None:
+        return self.inner.aggregate_evaluate(server_round, replies)
+
+    def summary(self) -> None:
+        self.inner.summary()

@@ -1,0 +1,73 @@
+"""Checkpoint and resume: a run stopped after round k and resumed ends where an uninterrupted
+run ends; the strategy's own state (FedAvgM's momentum) and the RNG state come back too."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord
+from flwr.serverapp.strategy import FedAdam, FedAvgM
+
+from fedlite.config import ConfigError, RunConfig
+from fedlite.records import load_checkpoint, load_checkpoint_state
+from strategies.checkpointing import (restore_rng_state, restore_strategy_state, rng_state,
+                                      strategy_state)
+
+
+def test_strategy_state_round_trips():
+    adam = FedAdam()
+    adam.m_t = {"w": np.ones(3)}
+    adam.v_t = {"w": np.full(3, 2.0)}
+    avgm = FedAvgM(server_momentum=0.9)
+    avgm.momentum_vector = [np.ones(2), np.zeros(1)]
+    avgm.current_arrays = ArrayRecord({"w": Array(np.arange(3.0))})
+    for strategy, fresh in ((adam, FedAdam()), (avgm, FedAvgM(server_momentum=0.9))):
+        restore_strategy_state(fresh, strategy_state(strategy))
+        assert strategy_state(fresh).keys() == strategy_state(strategy).keys()
+        for key, value in strategy_state(strategy).items():
+            np.testing.assert_array_equal(strategy_state(fresh)[key], value)
+
+
+def test_rng_state_round_trips():
+    state = rng_state()
+    first = (random.random(), np.random.rand())
+    restore_rng_state(state)
+    assert (random.random(), np.random.rand()) == first
+
+
+def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
+    from simulations.engine import Resources, simulate
+
+    base = {"dataset": "digits", "num-clients": 2, "partitioner": "iid", "model": "mlp",
+            "central-eval-size": 100, "strategy": "flwr.serverapp.strategy:FedAvgM",
+            "strategy-kwargs": '{"server_momentum": 0.9, "server_learning_rate": 1.0}'}
+
+    def run(rounds: int, results: Path, **extra) -> Path:
+        cfg = RunConfig.from_mapping({**base, "num-rounds": rounds, "results-dir": str(results),
+                                      **extra})
+        return Path(simulate(cfg, Resources(num_cpus=1))["run-dir"])
+
+    whole = run(2, tmp_path / "whole")
+    first = run(1, tmp_path / "split")
+    killed = first.with_name(first.name + ".partial")  # what a run killed after round 1 leaves
+    first.rename(killed)
+    (killed / "summary.json").unlink()
+    assert "__strategy__/list/momentum_vector/0" in load_checkpoint_state(killed)
+    with pytest.raises(ConfigError, match="other values of lr"):  # preflight: no Ray started
+        run(3, tmp_path / "split", **{"resume-from": str(killed), "lr": 0.2})
+    with pytest.raises(ConfigError, match="already completed round 1"):
+        run(1, tmp_path / "split", **{"resume-from": str(killed)})
+    resumed = run(2, tmp_path / "split", **{"resume-from": str(killed)})
+    assert resumed == first  # the same run, completed under its final name
+    done, expected = load_checkpoint(whole)
+    again, got = load_checkpoint(resumed)
+    assert done == again == 2 and expected.keys() == got.keys()
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+    rounds = [json.loads(line)["round"] for line in
+              (resumed / "rounds.jsonl").read_text().splitlines()]
+    assert rounds == [0, 1, 2]
