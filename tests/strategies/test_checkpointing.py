@@ -1,5 +1,6 @@
 """Checkpoint and resume: a run stopped after round k and resumed ends where an uninterrupted
-run ends; the strategy's own state (FedAvgM's momentum) and the RNG state come back too."""
+run ends; the strategy's own state (FedAvgM's momentum) and the RNG state come back too.
+The Ray path of the same ServerApp is covered by tests/strategies/test_fedpara_run.py."""
 
 from __future__ import annotations
 
@@ -39,19 +40,43 @@ def test_rng_state_round_trips():
     assert (random.random(), np.random.rand()) == first
 
 
-def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
-    from simulations.engine import Resources, simulate
+class InProcessGrid:
+    """Runs the ClientApp in this process, one Context per node: the resume contract is
+    about the server's state and seeded client training, not about Ray, so no Ray here."""
 
-    base = {"dataset": "digits", "num-clients": 2, "partitioner": "iid", "model": "mlp",
-            "central-eval-size": 100, "strategy": "flwr.serverapp.strategy:FedAvgM",
+    def __init__(self, cfg: RunConfig) -> None:
+        from flwr.app import Context, RecordDict
+
+        self.contexts = {100 + i: Context(run_id=1, node_id=100 + i, state=RecordDict(),
+                                          node_config={"partition-id": i,
+                                                       "num-partitions": cfg.num_clients},
+                                          run_config=cfg.to_flat())
+                         for i in range(cfg.num_clients)}
+
+    def get_node_ids(self):
+        return list(self.contexts)
+
+    def send_and_receive(self, messages, *, timeout=None):
+        from clients.client_app import app
+
+        return [app(msg, self.contexts[msg.metadata.dst_node_id]) for msg in messages]
+
+
+@pytest.mark.usefixtures("server_identity")
+def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
+    from strategies.server_app import preflight, run_federation
+
+    base = {"dataset": "digits", "num-clients": 3, "partitioner": "iid", "model": "mlp",
+            "fedpara.mode": "fedpara", "central-eval-size": 100,
+            "strategy": "flwr.serverapp.strategy:FedAvgM",
             "strategy-kwargs": '{"server_momentum": 0.9, "server_learning_rate": 1.0}'}
 
     def run(rounds: int, results: Path, **extra) -> Path:
-        cfg = RunConfig.from_mapping({**base, "num-rounds": rounds, "results-dir": str(results),
-                                      **extra})
-        return Path(simulate(cfg, Resources(num_cpus=1))["run-dir"])
+        cfg = preflight(RunConfig.from_mapping({**base, "num-rounds": rounds,
+                                                "results-dir": str(results), **extra}))
+        return Path(run_federation(InProcessGrid(cfg), cfg)["run-dir"])
 
-    whole = run(2, tmp_path / "whole")
+    whole = run(3, tmp_path / "whole")
     first = run(1, tmp_path / "split")
     killed = first.with_name(first.name + ".partial")  # what a run killed after round 1 leaves
     first.rename(killed)
@@ -61,13 +86,13 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
         run(3, tmp_path / "split", **{"resume-from": str(killed), "lr": 0.2})
     with pytest.raises(ConfigError, match="already completed round 1"):
         run(1, tmp_path / "split", **{"resume-from": str(killed)})
-    resumed = run(2, tmp_path / "split", **{"resume-from": str(killed)})
+    resumed = run(3, tmp_path / "split", **{"resume-from": str(killed)})
     assert resumed == first  # the same run, completed under its final name
     done, expected = load_checkpoint(whole)
     again, got = load_checkpoint(resumed)
-    assert done == again == 2 and expected.keys() == got.keys()
+    assert done == again == 3 and expected.keys() == got.keys()
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
     rounds = [json.loads(line)["round"] for line in
               (resumed / "rounds.jsonl").read_text().splitlines()]
-    assert rounds == [0, 1, 2]
+    assert rounds == [0, 1, 2, 3]
