@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlite.config import RunConfig
+from fedlite.data import resolve_name
 from simulations.engine import Resources, simulate
 
 
@@ -76,7 +77,8 @@ def run(quick: bool) -> dict[str, Any]:
         monitor.done.set()
         monitor.join()
     rounds = [b - a for a, b in zip(marks[:-1], marks[1:])]
-    return {"clients": cfg.num_clients, "rounds": cfg.num_rounds, "dataset": cfg.dataset,
+    return {"clients": cfg.num_clients, "rounds": cfg.num_rounds,
+            "dataset": resolve_name(cfg.dataset, cfg.data_dir or None),
             "samples_per_client": 50, "clients_per_round": replies[1:],
             "seconds_per_round": round(statistics.median(rounds[1:] or rounds), 3),
             "round_seconds": [round(s, 3) for s in rounds],
