@@ -37,10 +37,12 @@ class Cluster:
     """Processes of one local deployment; ``stop()`` (or ``with``) ends them all by PID."""
 
     def __init__(self, workdir: str | os.PathLike, *, tls: bool = True, auth: bool = True,
-                 host: str = "127.0.0.1", port: int | None = None) -> None:
+                 host: str = "127.0.0.1", port: int | None = None,
+                 cert_names: tuple[str, ...] = ()) -> None:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tls, self.auth, self.host = tls, auth, host
+        self.cert_names = cert_names  # extra SANs: the addresses remote SuperNodes dial
         self.port = port or free_port()
         self.procs: dict[str, subprocess.Popen] = {}
         self.home = self.dir / "flwr-home"  # FLWR_HOME: connections, installed FABs
@@ -52,7 +54,8 @@ class Cluster:
     # -- environment ------------------------------------------------------------------------
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """Where this machine reaches the SuperLink (loopback when it listens everywhere)."""
+        return f"{'127.0.0.1' if self.host == '0.0.0.0' else self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ, FLWR_HOME=str(self.home),
@@ -92,8 +95,8 @@ class Cluster:
     def start_superlink(self, timeout: float = 60.0) -> None:
         if self.tls and not (self.dir / "certs" / "server.crt").is_file():
             subprocess.run(["bash", str(Path(__file__).with_name("certs.sh")),
-                            str(self.dir / "certs")], check=True, capture_output=True,
-                           timeout=60)
+                            str(self.dir / "certs"), *self.cert_names], check=True,
+                           capture_output=True, timeout=60)
         argv = [str(BIN / "flower-superlink"), "--host", self.host, "--port", str(self.port),
                 "--disable-runtime-dependency-installation"]
         if self.tls:
@@ -116,7 +119,7 @@ class Cluster:
                 raise RuntimeError("the SuperLink exited:\n" + self.log("superlink")[-3000:])
             with socket.socket() as sock:
                 sock.settimeout(1.0)
-                if sock.connect_ex((self.host, self.port)) == 0:
+                if sock.connect_ex((self.address.rsplit(":", 1)[0], self.port)) == 0:
                     return
             time.sleep(0.3)
         raise TimeoutError(f"the SuperLink did not listen on {self.address} within {timeout:g}s")
@@ -137,8 +140,12 @@ class Cluster:
                   timeout=timeout)
 
     def start_supernode(self, index: int, partition_id: int, num_partitions: int,
-                        max_wait: float = 60.0) -> subprocess.Popen:
-        argv = [str(BIN / "flower-supernode"), "--superlink", self.address, *self.tls_args(),
+                        max_wait: float = 60.0, superlink: str | None = None,
+                        prefix: tuple[str, ...] = ()) -> subprocess.Popen:
+        """``superlink``: the address to dial (default: this machine's); ``prefix``: e.g.
+        ``ip netns exec NAME`` to run the SuperNode as another host."""
+        argv = [*prefix, str(BIN / "flower-supernode"), "--superlink", superlink or self.address,
+                *self.tls_args(),
                 "--node-config", f"partition-id={partition_id} num-partitions={num_partitions}",
                 "--port", str(free_port()), "--max-wait-time", f"{max_wait:g}"]
         if self.auth:
