@@ -96,3 +96,27 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
     rounds = [json.loads(line)["round"] for line in
               (resumed / "rounds.jsonl").read_text().splitlines()]
     assert rounds == [0, 1, 2, 3]
+
+
+def test_reopen_drops_a_round_recorded_after_the_last_checkpoint(tmp_path):
+    from fedlite.records import RunRecorder
+
+    recorder = RunRecorder(tmp_path, "run", {"num-rounds": 3})
+    for server_round in (0, 1, 2):
+        recorder.log_round({"round": server_round, "bytes-down": 10, "bytes-up": 5})
+        if server_round < 2:  # killed between round 2's record and its checkpoint
+            recorder.save_checkpoint({"w": np.full(2, server_round, np.float32)}, server_round)
+    reopened = RunRecorder.reopen(recorder.dir)
+    assert [r["round"] for r in reopened.rounds] == [0, 1]
+    assert (reopened.cumulative_down, reopened.cumulative_up) == (20, 10)
+    assert reopened.final_dir == recorder.final_dir
+    with pytest.raises(FileNotFoundError, match="partial"):
+        RunRecorder.reopen(recorder.final_dir)
+
+
+def test_cli_resume_of_a_missing_run_fails_before_any_worker(tmp_path, capsys):
+    from simulations.cli import main
+
+    missing = tmp_path / "run-x.partial"
+    assert main(["run", "digits-smoke", "--resume", str(missing)]) == 2
+    assert "resume-from" in capsys.readouterr().err
