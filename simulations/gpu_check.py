@@ -1,0 +1,55 @@
+"""Run fedlite's training loop, FedPara layers and backprop skipping once on a GPU, without Flower.
+
+Usage on a machine with CUDA and torch (flwr not needed): PYTHONPATH=. python3 simulations/gpu_check.py
+"""
+import json
+import time
+
+import torch
+
+from fedlite.data.sources import load_dataset
+from fedlite.models import build_model
+from fedlite.train import TrainSettings, train, evaluate
+from fedlite.hadamard import convert, HadamardConv2d, HadamardLinear, PersonalHadamardLinear
+from fedlite.config import RunConfig
+from fedlite.train.skip import skip_gate
+
+out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}
+d = load_dataset("digits")
+for device in ("cpu", "cuda"):
+    for mode in ("dense", "fedpara"):
+        torch.manual_seed(0)
+        m = build_model("cnn", d.input_shape, 10)
+        if mode == "fedpara":
+            convert(m, mode="fedpara", gamma=0.5)
+        t = time.perf_counter()
+        r = train(m, d.train_x, d.train_y, TrainSettings(epochs=5, batch_size=32, lr=0.05, seed=1), device=device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        loss, acc = evaluate(m, d.test_x, d.test_y, device=device)
+        out[f"{device}-{mode}"] = {"train_loss": round(r.loss, 4), "test_acc": round(acc, 4), "seconds": round(time.perf_counter() - t, 2)}
+# skip gate on cuda
+cfg = RunConfig.from_mapping({"skip.enabled": True, "skip.error-bound": 0.2, "skip.period": "epoch", "dataset": "digits"})
+state = {}
+torch.manual_seed(0)
+m = build_model("cnn", d.input_shape, 10)
+gate = skip_gate(cfg, state)
+r = train(m, d.train_x, d.train_y, TrainSettings(epochs=5, batch_size=32, lr=0.05, seed=1), device="cuda", gate=gate, callbacks=[gate])
+out["cuda-skip-test-acc"] = round(evaluate(m, d.test_x, d.test_y, device="cuda")[1], 4)
+out["cuda-skip"] = {"backprop_fraction": round(r.samples_backprop / r.samples_seen, 3), "train_loss": round(r.loss, 4), **{k: round(v, 4) for k, v in r.method_metrics.items()}}
+# gradcheck of Hadamard layers on cuda, float64
+ok = {}
+for name, layer, x in [
+    ("linear", HadamardLinear(6, 5, 2), torch.randn(3, 6)),
+    ("personal-linear", PersonalHadamardLinear(6, 5, 2), torch.randn(3, 6)),
+    ("conv-prop3", HadamardConv2d(3, 4, 3, 2, padding=1, form="prop3"), torch.randn(2, 3, 5, 5)),
+    ("conv-prop1", HadamardConv2d(3, 4, 3, 2, stride=2, form="prop1"), torch.randn(2, 3, 5, 5)),
+]:
+    layer = layer.double().cuda()
+    x = x.double().cuda().requires_grad_(True)
+    names = [n for n, _ in layer.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for _, p in layer.named_parameters())
+    fn = lambda inp, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (inp,))
+    ok[name] = {"params": names, "gradcheck": bool(torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-4, nondet_tol=1e-9))}
+out["gradcheck_cuda"] = ok
+print(json.dumps(out, indent=1))
