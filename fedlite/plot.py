@@ -13,6 +13,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fedlite.records import read_rounds  # noqa: E402
 
 
+def save_figure(fig: plt.Figure, path: str | os.PathLike) -> Path:
+    """Lay out, write (creating its directory) and close a figure."""
+    target = Path(path)
+    fig.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return target
+
+
 def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write ``accuracy.png`` (or ``out``) for one run directory and return its path."""
     rounds = [r for r in read_rounds(run_dir) if r.get("accuracy") is not None]

@@ -72,10 +72,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def draw(methods: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fedlite.plot import plt, save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, m in methods.items():
@@ -98,11 +95,7 @@ def draw(methods: dict[str, Any], path: Path) -> Path:
     right.set_xticks(list(range(1, 6)))
     right.legend(fontsize=8)
     right.set_title("adaptive: per-task accuracy")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summary_line(record: dict[str, Any]) -> str:

@@ -119,10 +119,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def draw(result: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fedlite.plot import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     scratch = result["runs"]["scratch"]["series"]["accuracy"]
@@ -142,11 +139,7 @@ def draw(result: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"FSP progressive transfer, teacher {TEACHER_MODEL} "
                  f"({100 * result['teacher']['final_accuracy']:.1f}%, trained apart)", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summary_line(record: dict[str, Any]) -> str:

@@ -133,10 +133,7 @@ def fedpara_pair(cfg: RunConfig, quick: bool) -> dict[str, Any] | None:
 
 
 def draw_sweep(points: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fedlite.plot import plt, save_figure
 
     bounds = [p["error_bound"] for p in points]
     fig, left = plt.subplots(figsize=(5.5, 3.6))
@@ -147,11 +144,7 @@ def draw_sweep(points: list[dict[str, Any]], path: Path) -> Path:
     right.plot(bounds, [100 * p["accuracy"] for p in points], "s--", color="tab:red")
     right.set_ylabel("final accuracy (%)", color="tab:red")
     left.set_title("Backprop skipping: error-bound sweep")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summary_line(record: dict[str, Any]) -> str:
