@@ -77,6 +77,12 @@ class Accounting(Strategy):
         traffic.bytes_down += array_bytes(messages)
         traffic.array_messages_down += array_messages(messages)
 
+    def _count_up(self, server_round: int, replies: list[Message]) -> RoundTraffic:
+        traffic = self._round(server_round)
+        traffic.bytes_up += array_bytes(replies)
+        traffic.array_messages_up += array_messages(replies)
+        return traffic
+
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
@@ -86,9 +92,7 @@ class Accounting(Strategy):
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
-        traffic = self._round(server_round)
-        traffic.bytes_up += array_bytes(replies)
-        traffic.array_messages_up += array_messages(replies)
+        traffic = self._count_up(server_round, replies)
         traffic.replies_failed += sum(msg.has_error() for msg in replies)
         traffic.replies_ok += sum(not msg.has_error() for msg in replies)
         traffic.train_metrics = summarize_client_metrics(
@@ -105,8 +109,7 @@ class Accounting(Strategy):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
                            ) -> MetricRecord | None:
         replies = list(replies)
-        traffic = self._round(server_round)
-        traffic.bytes_up += array_bytes(replies)
+        traffic = self._count_up(server_round, replies)
         traffic.client_accuracies = [
             float(record["eval-accuracy"]) for msg in replies if not msg.has_error()
             for record in msg.content.metric_records.values() if "eval-accuracy" in record]

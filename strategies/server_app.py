@@ -6,6 +6,7 @@ import dataclasses
 from logging import INFO
 from typing import Any
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common import log
@@ -116,9 +117,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
                         **{f"train/{k}": v for k, v in traffic.train_metrics.items()},
                         **{f"evaluate/{k}": v for k, v in traffic.evaluate_metrics.items()}}
             if traffic.client_accuracies:
-                accs = torch.tensor(traffic.client_accuracies, dtype=torch.float64)
-                metrics |= {"client-accuracy-mean": float(accs.mean()),
-                            "client-accuracy-std": float(accs.std(unbiased=False))}
+                metrics |= {"client-accuracy-mean": float(np.mean(traffic.client_accuracies)),
+                            "client-accuracy-std": float(np.std(traffic.client_accuracies))}
         line = recorder.log_round(metrics)
         recorder.save_checkpoint(arrays_np, server_round, checkpoint_state(strategy))
         if on_round:
