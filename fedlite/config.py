@@ -44,6 +44,9 @@ class SkipConfig:
     error_bound: float = 0.1  # share of the estimated gradient mass that skipping may drop
     bins: int = 10  # confidence bins over [0, 1]; tau is chosen among their edges
     period: str = "round"  # when tau is re-chosen from the accumulated histogram
+    # a fresh selection forward every n-th local epoch; in between each sample's last
+    # confidence is reused (Stale-SB). 1 = the seed: a selection forward for every mini-batch
+    selection_every: int = 1
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.error_bound < 1.0, "skip.error-bound",
@@ -53,6 +56,9 @@ class SkipConfig:
                  "must be a positive integer (number of confidence bins over [0, 1])")
         _require(self.period in SKIP_PERIODS, "skip.period",
                  f"choose one of {', '.join(SKIP_PERIODS)} (when the threshold is re-chosen)")
+        _require(isinstance(self.selection_every, int) and self.selection_every >= 1,
+                 "skip.selection-every",
+                 "must be a positive integer (1: a selection forward for every mini-batch)")
 
 
 @dataclass(frozen=True)

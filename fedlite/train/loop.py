@@ -2,7 +2,8 @@
 
 Attachment points:
 - a batch gate (``BatchGate``) rewrites the stream of mini-batches before the grad-enabled
-  forward (backprop skipping keeps only the samples worth a backward pass);
+  forward (backprop skipping keeps only the samples worth a backward pass), and sees the
+  logits of every batch it let through (``observe``);
 - loss terms (``LossTerm``) add to, or with ``task_loss=False`` replace, cross-entropy
   (FSP and prototype distillation);
 - callbacks (``Callback``) run at the end of each epoch and of the round.
@@ -52,7 +53,10 @@ class TrainResult:
 
 
 class BatchGate(Protocol):
-    def filter(self, model: nn.Module, batches: Iterable[Batch]) -> Iterator[Batch]: ...
+    def filter(self, model: nn.Module, batches: Iterable[Batch], order: Tensor) -> Iterator[Batch]:
+        """``batches`` are the epoch's samples in ``order`` (indices into the training set)."""
+    def observe(self, y: Tensor, logits: Tensor) -> None:
+        """The training logits of the batch just yielded (detached)."""
     def metrics(self) -> dict[str, float]: ...
 
 
@@ -65,9 +69,9 @@ class Callback(Protocol):
     def on_round_end(self) -> dict[str, float]: ...
 
 
-def batches(x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-    """Shuffled mini-batches of tensors already on the training device."""
-    order = torch.randperm(len(y), generator=generator).to(x.device)
+def batches(x: Tensor, y: Tensor, batch_size: int, order: Tensor) -> Iterator[Batch]:
+    """Mini-batches, in ``order``, of tensors already on the training device."""
+    order = order.to(x.device)
     for start in range(0, len(y), batch_size):
         index = order[start:start + batch_size]
         yield x[index], y[index]
@@ -87,10 +91,13 @@ def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
     generator = torch.Generator().manual_seed(settings.seed)
     loss_sum = correct = seen = backprop = 0.0
     for epoch in range(settings.epochs):
-        counter = _SampleCounter(batches(x, y, settings.batch_size, generator))
-        stream: Iterable[Batch] = counter if gate is None else gate.filter(model, counter)
+        order = torch.randperm(len(y), generator=generator)
+        counter = _SampleCounter(batches(x, y, settings.batch_size, order))
+        stream: Iterable[Batch] = counter if gate is None else gate.filter(model, counter, order)
         for xb, yb in stream:
             logits = model(xb)
+            if gate is not None:
+                gate.observe(yb, logits.detach())
             loss = F.cross_entropy(logits, yb) if task_loss else logits.new_zeros(())
             for term in loss_terms:
                 loss = loss + term(model, xb, yb, logits)

@@ -107,3 +107,8 @@ def test_replace_revalidates():
     assert RunConfig().replace(num_rounds=2).num_rounds == 2
     with pytest.raises(ConfigError, match="`lr`"):
         RunConfig().replace(lr=0.0)
+
+
+def test_skip_selection_every_must_be_a_positive_integer():
+    with pytest.raises(ConfigError, match="skip.selection-every"):
+        RunConfig.from_mapping({"skip.selection-every": 0})

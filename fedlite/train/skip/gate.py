@@ -3,12 +3,15 @@
 Per incoming mini-batch: selection forward (computation) -> confidences into the period's
 histogram (CF accumulation) -> keep the samples with confidence <= tau, queue them into full
 batches, and hand those to the loop, whose forward + backward + optimizer step are the
-approximate gradient and the weight update. A batch where every sample is skipped yields
-nothing (no step) and is counted. At the end of each period (an epoch or the round) tau is
+approximate gradient and the weight update. While tau >= 1 nothing can be skipped, so the
+confidences come from the training forward instead of a selection forward; with
+``selection_every > 1`` most epochs reuse remembered confidences (``memory``). A batch where
+every sample is skipped yields nothing (no step) and is counted. At the end of each period (an epoch or the round) tau is
 re-chosen from the histogram (linear interpolation + threshold decision).
 
 Per-client state, kept across rounds under ``skip/`` keys: the threshold in force, and the
-histogram and |gradient| sums of the last completed period (small: 2 x bins floats).
+histogram and |gradient| sums of the last completed period (small: 2 x bins floats); with
+stale selection also the per-sample confidence memory.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableMapping
 
 import numpy as np
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from fedlite.train.loop import Batch
 from fedlite.train.skip.computation import labeled_confidence, selection_logits
 from fedlite.train.skip.control import SkipControl
+from fedlite.train.skip.memory import ConfidenceMemory
 from fedlite.train.skip.queue import KeptQueue
 from fedlite.train.skip.threshold import (ConfidenceHistogram, choose_threshold, dropped_share,
                                           interpolate_gradient)
@@ -43,27 +48,74 @@ class SkipGate:
         self.grad_total = self.grad_dropped = 0.0
         self.epoch_thresholds: list[float] = []
         self.epoch_estimates: list[float] = []
+        self.memory: ConfidenceMemory | None = None  # only when selecting on stale confidences
+        self._pending: tuple[Tensor, bool] | None = None  # the batch the loop trains on now
 
     # -- BatchGate ----------------------------------------------------------------------------
-    def filter(self, model: nn.Module, batches: Iterable[Batch]) -> Iterator[Batch]:
+    def filter(self, model: nn.Module, batches: Iterable[Batch], order: Tensor) -> Iterator[Batch]:
+        every = self.control.selection_every
+        memory = ConfidenceMemory(self.state, len(order), every) if every > 1 else None
+        self.memory = memory
+        fresh = memory is None or memory.fresh
         queue = KeptQueue(self.control.batch_size)
+        start = 0
         for x, y in batches:
-            confidence, grad_norm = labeled_confidence(selection_logits(model, x), y)
-            keep = ~(confidence > self.threshold)  # a NaN confidence (diverged model) is kept
-            conf_np, grad_np, keep_np = (t.cpu().numpy() for t in (confidence, grad_norm, keep))
-            bins = self.control.bin_of(conf_np)
-            self.period.add(bins, grad_np)
-            self.epoch.add(bins, grad_np)
-            n_kept = int(keep_np.sum())
-            self.seen += len(keep_np)
-            self.kept += n_kept
-            self.grad_total += float(grad_np.sum())
-            self.grad_dropped += float(grad_np[~keep_np].sum())
-            if n_kept == len(keep_np):
-                yield from queue.push(x, y)
-            elif n_kept:
-                yield from queue.push(x[keep], y[keep])  # gathered before any autograd forward
-        yield from queue.flush()
+            index = order[start:start + len(y)]
+            start += len(y)
+            if self.threshold >= 1.0:
+                # Nothing can be skipped: the training forward's logits (``observe``) give
+                # the same confidences as a selection forward would, at no cost.
+                self._pending = (index, True)
+                yield x, y
+                continue
+            if fresh:
+                confidence, grad_norm = labeled_confidence(selection_logits(model, x), y)
+                conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
+                if memory is not None:
+                    memory.store(index.numpy(), conf_np, grad_np)
+            else:
+                conf_np, grad_np = memory.lookup(index.numpy())
+            keep_np = ~(conf_np > self.threshold)  # a NaN confidence (diverged model) is kept
+            self._account(conf_np, grad_np, keep_np)
+            keep = torch.from_numpy(keep_np)
+            if keep_np.all():
+                kept = (x, y, index)
+            else:  # gathered before any autograd forward
+                kept = (x[keep.to(x.device)], y[keep.to(y.device)], index[keep])
+            for xb, yb, ib in queue.push(*kept):
+                self._pending = (ib, False)
+                yield xb, yb
+        for xb, yb, ib in queue.flush():
+            self._pending = (ib, False)
+            yield xb, yb
+        if memory is not None:
+            memory.save()
+
+    def observe(self, y: Tensor, logits: Tensor) -> None:
+        """Confidences from the training forward: counted when no selection forward ran, and
+        remembered for the next epochs when selecting on stale confidences."""
+        if self._pending is None:
+            return
+        index, uncounted = self._pending
+        self._pending = None
+        if not uncounted and self.memory is None:
+            return
+        confidence, grad_norm = labeled_confidence(logits, y)
+        conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
+        if uncounted:
+            self._account(conf_np, grad_np, np.ones(len(conf_np), dtype=bool))
+        if self.memory is not None:
+            self.memory.store(index.numpy(), conf_np, grad_np)
+
+    def _account(self, confidence: np.ndarray, grad_norm: np.ndarray, keep: np.ndarray) -> None:
+        """CF accumulation and the run's counters for one incoming batch."""
+        bins = self.control.bin_of(confidence)
+        self.period.add(bins, grad_norm)
+        self.epoch.add(bins, grad_norm)
+        self.seen += len(keep)
+        self.kept += int(keep.sum())
+        self.grad_total += float(grad_norm.sum())
+        self.grad_dropped += float(grad_norm[~keep].sum())
 
     def metrics(self) -> dict[str, float]:
         return {"skip-threshold": _mean(self.epoch_thresholds, self.threshold),

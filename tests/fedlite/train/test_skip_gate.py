@@ -73,7 +73,7 @@ def test_confidently_wrong_samples_are_never_skipped(digits):
     gate = SkipGate(SkipControl(error_bound=0.5), {"skip/threshold": np.array([0.5])})
     # Execute: collect what the gate lets through (it is the loop's only batch source)
     stream = gate.filter(model, [(torch.as_tensor(x[i:i + 50]), torch.as_tensor(y[i:i + 50]))
-                                 for i in range(0, 600, 50)])
+                                 for i in range(0, 600, 50)], torch.arange(600))
     for xb, yb in stream:
         seen_labels.append(xb.numpy().reshape(len(yb), -1))
     kept_rows = np.concatenate(seen_labels)
@@ -135,3 +135,60 @@ def test_local_round_attaches_the_gate_only_when_enabled(digits):
     assert {"skip-threshold", "skip-backprop-fraction", "skip-estimated-error"} <= \
         set(skipping.metrics())
     assert all(k.startswith("skip/") for k in state) and "skip/threshold" in state
+
+
+def _forward_rows(model: torch.nn.Module) -> dict[str, list[int]]:
+    """Rows seen by the last layer, split into selection (no autograd) and training forwards."""
+    rows: dict[str, list[int]] = {"selection": [], "training": []}
+    model.classifier[-1].register_forward_hook(lambda _m, inputs, _o: rows[
+        "training" if torch.is_grad_enabled() else "selection"].append(len(inputs[0])))
+    return rows
+
+
+def test_no_selection_forward_while_nothing_can_be_skipped(digits):
+    # Prepare: a fresh client (tau = 1 until its first histogram)
+    model, state = _model(), {}
+    rows = _forward_rows(model)
+    # Execute
+    _, result = _train(digits, SkipGate(SkipControl(error_bound=0.3), state), model=model)
+    # Assert: only training forwards ran, yet every sample entered the histogram
+    assert rows["selection"] == [] and sum(rows["training"]) == 1200
+    assert result.samples_backprop == 1200
+    assert state["skip/counts"].sum() == 1200 and float(state["skip/threshold"][0]) < 1.0
+
+
+def test_stale_selection_runs_a_selection_forward_only_every_nth_epoch(digits):
+    # Prepare: a trained-ish model and a client that already has a threshold
+    model, _ = _train(digits, settings=TrainSettings(epochs=5, batch_size=32, lr=0.05))
+    rows = _forward_rows(model)
+    state = {"skip/threshold": np.array([0.9])}
+    control = SkipControl(error_bound=0.2, selection_every=2)
+    per_epoch = TrainSettings(epochs=1, batch_size=32, lr=0.05)
+    selection_rows = []
+    # Execute: three one-epoch rounds sharing the client state
+    for _ in range(3):
+        state["skip/threshold"] = np.array([0.9])  # pinned: only the selection is under test
+        before = sum(rows["selection"])
+        _, result = _train(digits, SkipGate(control, state), model=model, settings=per_epoch)
+        selection_rows.append(sum(rows["selection"]) - before)
+        assert result.samples_backprop < result.samples_seen
+    # Assert: fresh confidences in epochs 0 and 2, remembered ones in epoch 1
+    assert selection_rows == [600, 0, 600]
+    assert state["skip/confidence"].shape == (600,) and not np.isnan(state["skip/confidence"]).any()
+    assert int(state["skip/epochs"][0]) == 3
+
+
+def test_stale_selection_still_keeps_every_confidently_wrong_sample(digits):
+    # Prepare: remembered confidences say samples 0-49 are confidently wrong
+    model = _model()
+    state = {"skip/threshold": np.array([0.5]), "skip/epochs": np.array([1]),
+             "skip/confidence": np.full(600, 0.99, np.float32),
+             "skip/grad-norm": np.full(600, 0.01, np.float32)}
+    state["skip/confidence"][:50] = 0.01
+    x, y = torch.as_tensor(digits.train_x[:600]), torch.as_tensor(digits.train_y[:600])
+    gate = SkipGate(SkipControl(error_bound=0.5, selection_every=2), state)
+    # Execute
+    kept = [xb for xb, _ in gate.filter(model, [(x[i:i + 50], y[i:i + 50])
+                                               for i in range(0, 600, 50)], torch.arange(600))]
+    # Assert: exactly the remembered low-confidence rows come through, without a forward
+    torch.testing.assert_close(torch.cat(kept), x[:50])
