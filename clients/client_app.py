@@ -77,11 +77,17 @@ def train(msg: Message, context: Context) -> Message:
                          next(model.parameters()).device, state)
     keep_local(model, cfg, state)
     _save_state(context, state)
+    metrics = result.metrics()
+    if cfg.fraction_evaluate > 0 and len(data.test_y):
+        # The same held-out split as `evaluate`, but judged before the server's aggregate
+        # replaces the shared arrays: shows what survives aggregation and what does not.
+        metrics["trained-eval-accuracy"] = evaluate_model(
+            model, data.test_x, data.test_y, device=next(model.parameters()).device)[1]
     # attack.* (robustness experiments): an attacker boosts its update; others are unchanged
     arrays = outgoing(cfg.attack, cfg.num_clients, client_id, msg.content["arrays"],
                       wire_state(cfg, model))
     reply = RecordDict({"arrays": ArrayRecord(arrays),
-                        "metrics": MetricRecord(result.metrics())})
+                        "metrics": MetricRecord(metrics)})
     return Message(reply, reply_to=msg)
 
 

@@ -23,6 +23,8 @@ class RoundTraffic:
     train_metrics: dict[str, Any] = field(default_factory=dict)
     evaluate_metrics: dict[str, Any] = field(default_factory=dict)
     client_accuracies: list[float] = field(default_factory=list)
+    # each client's held-out accuracy at the end of its local training, before aggregation
+    trained_accuracies: list[float] = field(default_factory=list)
 
 
 def array_bytes(messages: Iterable[Message]) -> int:
@@ -95,9 +97,11 @@ class Accounting(Strategy):
         traffic = self._count_up(server_round, replies)
         traffic.replies_failed += sum(msg.has_error() for msg in replies)
         traffic.replies_ok += sum(not msg.has_error() for msg in replies)
-        traffic.train_metrics = summarize_client_metrics(
-            [record for msg in replies if not msg.has_error()
-             for record in msg.content.metric_records.values()])
+        records = [record for msg in replies if not msg.has_error()
+                   for record in msg.content.metric_records.values()]
+        traffic.train_metrics = summarize_client_metrics(records)
+        traffic.trained_accuracies = [float(r["trained-eval-accuracy"]) for r in records
+                                      if "trained-eval-accuracy" in r]
         return self.inner.aggregate_train(server_round, replies)
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,

@@ -119,6 +119,9 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
             if traffic.client_accuracies:
                 metrics |= {"client-accuracy-mean": float(np.mean(traffic.client_accuracies)),
                             "client-accuracy-std": float(np.std(traffic.client_accuracies))}
+            if traffic.trained_accuracies:
+                metrics |= {"client-accuracy-after-train-mean": float(np.mean(traffic.trained_accuracies)),
+                            "client-accuracy-after-train-std": float(np.std(traffic.trained_accuracies))}
         line = recorder.log_round(metrics)
         recorder.save_checkpoint(arrays_np, server_round, checkpoint_state(strategy))
         if on_round:

@@ -135,3 +135,12 @@ def test_pfedpara_client_without_state_initializes_it_and_says_so(monkeypatch):
     client_app.train(message(server_arrays(cfg)), ctx)  # still none saved: initializes again
     client_app.train(message(server_arrays(cfg), server_round=2), ctx)
     assert len(logged) == 1
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_train_reply_judges_the_trained_model_only_when_clients_evaluate(fraction):
+    cfg = config(model="mlp", **{"fedpara.mode": "pfedpara", "fraction-evaluate": fraction})
+    metrics = client_app.train(message(server_arrays(cfg)), context(cfg)).content["metrics"]
+    assert ("trained-eval-accuracy" in metrics) == (fraction > 0)
+    if fraction:
+        assert 0.0 <= metrics["trained-eval-accuracy"] <= 1.0

@@ -154,3 +154,13 @@ def test_summarize_averages_a_metric_over_the_clients_that_report_it():
     records = [MetricRecord({"num-examples": 10, "skip/rate": 0.5}),
                MetricRecord({"num-examples": 30})]
     assert summarize_client_metrics(records)["skip/rate"] == pytest.approx(0.5)
+
+
+def test_train_replies_collect_accuracies_after_local_training():
+    strategy = _strategy(fraction_train=1.0)
+    sent = list(strategy.configure_train(1, _record(_arrays(0)), ConfigRecord({}), FakeGrid()))
+    replies = [_reply(sent[0], _arrays(1), {"num-examples": 30, "trained-eval-accuracy": 0.5}),
+               _reply(sent[1], _arrays(2), {"num-examples": 10, "trained-eval-accuracy": 0.9}),
+               _error(sent[2])]
+    strategy.aggregate_train(1, replies)
+    assert strategy.rounds[1].trained_accuracies == [0.5, 0.9]
