@@ -20,10 +20,10 @@ BENCHMARKS = {"overhead": "simulations.bench.overhead", "fedpara": "simulations.
 def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -> dict[str, Any]:
     """Run benchmark ``name``, write its JSON with provenance, print a one-line summary last."""
     module = importlib.import_module(BENCHMARKS[name])
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    # taken before the run: the benchmark's own outputs (PNGs) would make the tree look dirty
+    origin = provenance(argv, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     result = module.run(quick=quick)
-    record = {"benchmark": name, "quick": quick, **result,
-              "provenance": provenance(argv, started)}
+    record = {"benchmark": name, "quick": quick, **result, "provenance": origin}
     path = Path(out) if out else Path("results") / "bench" / f"{name}{'-quick' if quick else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -35,7 +35,7 @@ def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -
 
 
 def provenance(argv: list[str], started: str) -> dict[str, Any]:
-    """The command, commit and machine a benchmark ran on."""
+    """The command, commit (and whether tracked files differed from it) and machine."""
     import flwr
     import torch
 
