@@ -77,16 +77,18 @@ class TwoTeacherKD:
         self.teacher, self.points, self.temperature = teacher, points, temperature
 
     def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
-        f_s, z_s = model.cache
+        f_s, _ = model.cache
         with torch.no_grad():
             self.teacher.eval()
             t_logits = self.teacher(x)
             f_t, z_t = self.teacher.cache
-        # Relative feature error: scale-free, so a teacher whose features grow cannot blow
-        # the student up.
-        feature = F.mse_loss(f_s, f_t) / f_t.pow(2).mean().clamp_min(1e-8)
-        loss = feature + (1 - F.cosine_similarity(z_s, z_t)).mean() \
-            + kl_at(logits, t_logits, model.seen, self.temperature)
+        # Teacher 1 trains the student's extractor alone: it learns to map inputs into the
+        # teacher's feature space (relative error, scale-free), so the teacher's prototype
+        # points are valid student features and the head terms cannot drag it to the new task.
+        loss = F.mse_loss(f_s, f_t) / f_t.pow(2).mean().clamp_min(1e-8)
+        z_s, l_s = model.head(f_s.detach())
+        loss = loss + (1 - F.cosine_similarity(z_s, z_t)).mean() \
+            + kl_at(l_s, t_logits, model.seen, self.temperature)
         if self.points is not None:
             points, _ = self.points(len(y))
             points = points.to(x.device)

@@ -31,6 +31,7 @@ class ContinualConfig:
     contrast_temperature: float = 0.1
     student: bool = True  # train the smaller second model by two-teacher distillation
     kd_temperature: float = 2.0
+    student_lr: float = 0.003  # Adam, the student only
     max_samples_per_class: int = 0  # per client and class; 0 = all (sizes a benchmark)
 
     def __post_init__(self) -> None:
@@ -52,6 +53,7 @@ class ContinualConfig:
         require(self.contrast_weight >= 0, "contrast-weight", "must be >= 0")
         require(self.contrast_temperature > 0, "contrast-temperature", "must be > 0")
         require(self.kd_temperature > 0, "kd-temperature", "must be > 0")
+        require(self.student_lr > 0, "student-lr", "must be > 0")
         require(self.max_samples_per_class >= 0, "max-samples-per-class", "must be >= 0 (0 = all)")
         if self.tasks:
             from fedlite.continual.tasks import parse_tasks
