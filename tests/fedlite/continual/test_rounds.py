@@ -160,5 +160,31 @@ def test_student_distillation_loss_falls_on_digits(digits):
     # The student's extractor lands in the teacher's feature space, where the head works.
     with torch.no_grad():
         net.teacher.eval()
-        f_t, f_s = net.teacher.features(torch.as_tensor(x)), net.student.features(torch.as_tensor(x))
+        images = torch.as_tensor(x)
+        f_t, f_s = net.teacher.features(images), net.student.features(images)
     assert float((f_s - f_t).pow(2).mean() / f_t.pow(2).mean()) < 0.2
+
+
+def test_only_feature_matching_trains_the_students_extractor(digits):
+    """The head terms (embedding cosine, KL) reach the student's head only: new-task batches
+    cannot drag its extractor away from the teacher's feature space."""
+    torch.manual_seed(0)
+    from fedlite.continual.model import ContinualNet
+    from torch.nn import functional as F
+
+    net = ContinualNet((1, 8, 8), 10)
+    net.set_seen(range(10))
+    x, y = torch.as_tensor(digits.train_x[:64]), torch.as_tensor(digits.train_y[:64])
+    grads = []
+    for full in (True, False):
+        net.student.zero_grad()
+        logits = net.student(x)
+        if full:
+            loss = TwoTeacherKD(net.teacher, None, temperature=2.0)(net.student, x, y, logits)
+        else:
+            f_t = net.teacher.features(x).detach()
+            loss = F.mse_loss(net.student.cache[0], f_t) / f_t.pow(2).mean()
+        loss.backward()
+        grads.append([p.grad.clone() for p in net.student.features.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
