@@ -135,9 +135,14 @@ def _idx_path(directory: Path, stem: str) -> Path | None:
     return None
 
 
+# The 256 values (p / 255 - 0.5) / 0.5 in float32: one table lookup per pixel is ten times
+# faster than the arithmetic on 47M floats (about 0.1 s against 1.2 to 1.8 s for
+# Fashion-MNIST's training set), which every worker process pays at start-up.
+_STANDARD = (np.arange(256, dtype=np.float32) / 255.0 - 0.5) / 0.5
+
+
 def _standardize(images: np.ndarray) -> np.ndarray:
-    x = images.astype(np.float32)[:, None] / 255.0
-    return (x - 0.5) / 0.5
+    return _STANDARD[images][:, None]
 
 
 def _load_digits() -> Dataset:

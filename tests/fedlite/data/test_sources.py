@@ -183,3 +183,13 @@ def test_resolve_name(isolated_dirs, monkeypatch):
     monkeypatch.setenv("FEDLITE_DATA_DIR", str(isolated_dirs / "env"))
     _write_idx_set(isolated_dirs / "env" / "fashion-mnist", gz=True)
     assert resolve_name("auto") == "fashion-mnist"
+
+
+def test_standardize_maps_pixels_to_minus_one_to_one_exactly():
+    from fedlite.data.sources import _standardize
+
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    expected = (pixels.astype(np.float32)[:, None] / 255.0 - 0.5) / 0.5
+    out = _standardize(pixels)
+    assert out.dtype == np.float32 and out.shape == (1, 1, 16, 16)
+    np.testing.assert_array_equal(out, expected)
