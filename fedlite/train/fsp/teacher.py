@@ -47,7 +47,8 @@ def _cached(path: str, mtime_ns: int, model_name: str, input_shape: tuple[int, .
         raise ValueError(f"fsp.teacher-model={model_name!r} has no sections; FSP needs a "
                          "ResNet (resnet8, resnet14, resnet20, resnet26)")
     with np.load(path) as stored:
-        arrays = {k: stored[k] for k in stored.files if k != "__round__"}
+        # "__round__", "__rng__", "__strategy__": a run's bookkeeping (fedlite.records)
+        arrays = {k: stored[k] for k in stored.files if not k.startswith("__")}
     state = model.state_dict()
     missing, extra = sorted(set(state) - set(arrays)), sorted(set(arrays) - set(state))
     if missing or extra:

@@ -111,3 +111,17 @@ def test_client_train_size_caps_each_client(tmp_path):
     data = data_for(RunConfig.from_mapping(BASE))
     assert len(data.client(0).train_y) == 120
     assert torch.is_tensor(torch.as_tensor(data.client(1).train_x))
+
+
+def test_teacher_from_a_resumable_runs_checkpoint_ignores_its_bookkeeping(tmp_path):
+    # Prepare: a checkpoint as the ServerApp writes it, strategy and RNG state included
+    teacher_dir = save_teacher(tmp_path)
+    with np.load(teacher_dir / "checkpoint.npz") as stored:
+        arrays = {k: stored[k] for k in stored.files if not k.startswith("__")}
+    np.savez(teacher_dir / "checkpoint.npz", __round__=np.asarray(3),
+             __rng__=np.arange(4, dtype=np.uint8), __strategy__=np.zeros(2), **arrays)
+    # Execute
+    teacher = load_teacher(teacher_dir, "resnet8", (1, 8, 8), 10)
+    # Assert: the weights are the run's, and the bookkeeping did not count as a layer
+    for key, value in teacher.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), arrays[key])
