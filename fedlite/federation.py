@@ -17,7 +17,7 @@ from torch import nn
 from fedlite.config import RunConfig
 from fedlite.data import ClientData, FederatedData, federated_data
 from fedlite.hadamard.convert import ConversionReport
-from fedlite.hadamard.settings import apply as apply_fedpara
+from fedlite.hadamard.settings import apply as apply_fedpara, local_factor_sgd
 from fedlite.models import build_model
 from fedlite.train import TrainResult, TrainSettings, evaluate, train
 from fedlite.train.fsp import fsp_term, round_lr
@@ -85,8 +85,10 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
             return train(model, client.train_x, client.train_y, settings, device=device,
                          loss_terms=[term], task_loss=False, callbacks=[term])
     gate = skip_gate(cfg, state)  # None unless skip.enabled
+    scale = cfg.fedpara.local_lr_scale  # pFedPara's personal factors (1: plain SGD)
     return train(model, client.train_x, client.train_y, settings, device=device, gate=gate,
-                 callbacks=() if gate is None else [gate])
+                 callbacks=() if gate is None else [gate],
+                 make_optimizer=local_factor_sgd(scale) if scale != 1.0 else None)
 
 
 def state_arrays(model: nn.Module) -> dict[str, np.ndarray]:

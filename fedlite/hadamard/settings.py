@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from fedlite.hadamard.convert import ConversionReport, convert
 from fedlite.hadamard.factors import FORMS
+from fedlite.hadamard.keys import is_local_key
 
 MODES = ("none", "fedpara", "pfedpara", "lowrank")
 
@@ -27,6 +29,9 @@ class FedParaConfig:
     tanh: bool = False
     exclude: str = ""  # "" = the library default: a conv net's classifier head stays dense
     include: str = ""  # "" = every Linear/Conv2d layer
+    # pFedPara: W2's gradient is W1 * dL/dW, and W1's entries are small (~0.05 in the MLP), so
+    # the personal factors barely move at the shared learning rate; this scales theirs.
+    local_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         # Deferred: fedlite.config imports this module to declare the section.
@@ -39,8 +44,26 @@ class FedParaConfig:
                               f"for VGG16 and 0.5 for pFedPara), got {self.gamma}")
         if self.conv_form not in FORMS:
             raise ConfigError(f"run config `fedpara.conv-form`: choose one of {', '.join(FORMS)}")
+        if not self.local_lr_scale > 0:
+            raise ConfigError("run config `fedpara.local-lr-scale`: must be > 0 (1 = the "
+                              "shared learning rate for pFedPara's local factors), got "
+                              f"{self.local_lr_scale}")
         if self.tanh and self.mode == "lowrank":
             raise ConfigError("run config `fedpara.tanh`: not available with fedpara.mode=lowrank")
+
+
+def local_factor_sgd(scale: float):
+    """A ``make_optimizer`` for the training loop: SGD as ``fedlite.train.sgd``, with the
+    learning rate of the local (``fedpara_local_*``) factors multiplied by ``scale``."""
+
+    def make(model: nn.Module, settings):
+        local = [p for n, p in model.named_parameters() if is_local_key(n)]
+        shared = [p for n, p in model.named_parameters() if not is_local_key(n)]
+        groups = [{"params": shared}, {"params": local, "lr": settings.lr * scale}]
+        return torch.optim.SGD([g for g in groups if g["params"]], lr=settings.lr,
+                               momentum=settings.momentum, weight_decay=settings.weight_decay)
+
+    return make
 
 
 def apply(model: nn.Module, settings: FedParaConfig) -> ConversionReport | None:
