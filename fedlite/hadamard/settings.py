@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from fedlite.hadamard.convert import ConversionReport, convert
@@ -53,15 +52,16 @@ class FedParaConfig:
 
 
 def local_factor_sgd(scale: float):
-    """A ``make_optimizer`` for the training loop: SGD as ``fedlite.train.sgd``, with the
-    learning rate of the local (``fedpara_local_*``) factors multiplied by ``scale``."""
+    """A ``make_optimizer`` for the training loop: the loop's SGD, with the learning rate of
+    the local (``fedpara_local_*``) factors multiplied by ``scale``."""
+    from fedlite.train.loop import sgd
 
     def make(model: nn.Module, settings):
-        local = [p for n, p in model.named_parameters() if is_local_key(n)]
-        shared = [p for n, p in model.named_parameters() if not is_local_key(n)]
-        groups = [{"params": shared}, {"params": local, "lr": settings.lr * scale}]
-        return torch.optim.SGD([g for g in groups if g["params"]], lr=settings.lr,
-                               momentum=settings.momentum, weight_decay=settings.weight_decay)
+        named = list(model.named_parameters())
+        local = [p for n, p in named if is_local_key(n)]
+        groups = [{"params": [p for n, p in named if not is_local_key(n)]},
+                  {"params": local, "lr": settings.lr * scale}]
+        return sgd(model, settings, params=[g for g in groups if g["params"]])
 
     return make
 

@@ -120,10 +120,12 @@ def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
                        method_metrics=method_metrics)
 
 
-def sgd(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """SGD with momentum and weight decay; a fresh optimizer per round, as in FedAvg."""
-    return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                           weight_decay=settings.weight_decay)
+def sgd(model: nn.Module, settings: TrainSettings,
+        params: Iterable | None = None) -> torch.optim.Optimizer:
+    """SGD with momentum and weight decay; a fresh optimizer per round, as in FedAvg.
+    ``params`` (parameter groups) defaults to all of ``model``'s parameters."""
+    return torch.optim.SGD(model.parameters() if params is None else params, lr=settings.lr,
+                           momentum=settings.momentum, weight_decay=settings.weight_decay)
 
 
 @torch.no_grad()

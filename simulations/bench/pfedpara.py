@@ -32,18 +32,22 @@ def run(quick: bool) -> dict[str, Any]:
             "std_client_accuracy": round(trained[-1]["client-accuracy-std"], 4),
             "upload_bytes_per_round": round(sum(r["bytes-up"] for r in trained) / len(trained)),
             "client_accuracy_per_round": [round(r["client-accuracy-mean"], 4) for r in trained],
-            "mean_client_accuracy_after_train": round(trained[-1]["client-accuracy-after-train-mean"], 4),
-            "std_client_accuracy_after_train": round(trained[-1]["client-accuracy-after-train-std"], 4),
+            "mean_client_accuracy_after_train": round(
+                trained[-1]["client-accuracy-after-train-mean"], 4),
+            "std_client_accuracy_after_train": round(
+                trained[-1]["client-accuracy-after-train-std"], 4),
             "client_accuracy_after_train_per_round": [
                 round(r["client-accuracy-after-train-mean"], 4) for r in trained]}
-    cfg = loaded.config
+    cfg = load_scenario(METHODS["pfedpara"], QUICK if quick else []).config  # what it ran with
     acc = {name: m["mean_client_accuracy"] for name, m in methods.items()}
     up = {name: m["upload_bytes_per_round"] for name, m in methods.items()}
     return {"methods": methods,
-            "settings": {"model": cfg.model, "dataset": resolve_name(cfg.dataset), "clients": cfg.num_clients,
-                         "rounds": cfg.num_rounds, "classes_per_client": cfg.classes_per_client,
-                         "gamma": 0.5, "lr": cfg.lr, "momentum": cfg.momentum,
-                         "local_epochs": cfg.local_epochs, "seed": cfg.seed,
+            "settings": {"model": cfg.model, "dataset": resolve_name(cfg.dataset),
+                         "clients": cfg.num_clients, "rounds": cfg.num_rounds,
+                         "classes_per_client": cfg.classes_per_client, "gamma": cfg.fedpara.gamma,
+                         "local_lr_scale": cfg.fedpara.local_lr_scale, "lr": cfg.lr,
+                         "momentum": cfg.momentum, "local_epochs": cfg.local_epochs,
+                         "seed": cfg.seed,
                          "evaluation": "each client's held-out split, after aggregation (goals); "
                                        "also at the end of local training (*_after_train)"},
             "goals": {"fedavg_plus_10_points": acc["pfedpara"] >= acc["fedavg"] + 0.10,

@@ -6,8 +6,9 @@ batches, and hand those to the loop, whose forward + backward + optimizer step a
 approximate gradient and the weight update. While tau >= 1 nothing can be skipped, so the
 confidences come from the training forward instead of a selection forward; with
 ``selection_every > 1`` most epochs reuse remembered confidences (``memory``). A batch where
-every sample is skipped yields nothing (no step) and is counted. At the end of each period (an epoch or the round) tau is
-re-chosen from the histogram (linear interpolation + threshold decision).
+every sample is skipped yields nothing (no step) and is counted. At the end of each period
+(an epoch or the round) tau is re-chosen from the histogram (linear interpolation + threshold
+decision).
 
 Per-client state, kept across rounds under ``skip/`` keys: the threshold in force, and the
 histogram and |gradient| sums of the last completed period (small: 2 x bins floats); with
