@@ -98,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides)
     cfg = scenario.config
     print(f"fedlite: scenario {scenario.name}: {scenario.description}", flush=True)
+    for note in scenario.notes:
+        print(f"fedlite: {note}", flush=True)
     summary = simulate(cfg, scenario.resources, verbose=args.verbose, on_round=print_progress(cfg))
     client = summary.get("final-client-accuracy-mean")
     # Personalized models are judged on each client's own split, not the central test set.
