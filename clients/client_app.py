@@ -100,3 +100,10 @@ def evaluate(msg: Message, context: Context) -> Message:
                                     device=next(model.parameters()).device)
     metrics = {"num-examples": len(data.test_y), "eval-loss": loss, "eval-accuracy": accuracy}
     return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+
+
+@app.query("partition")
+def partition(msg: Message, context: Context) -> Message:
+    """Which partition this node trains on; the server orders nodes by it for seeded sampling."""
+    metrics = {"partition-id": int(context.node_config["partition-id"])}
+    return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)

@@ -94,6 +94,7 @@ class RunConfig:
     lr_decay: float = 1.0
     momentum: float = 0.9
     weight_decay: float = 0.0
+    clip_grad_norm: float = 0.0  # max global gradient norm per step; 0 = no clipping
     device: str = "auto"
     # methods
     skip: SkipConfig = dataclasses.field(default_factory=SkipConfig)
@@ -136,6 +137,7 @@ class RunConfig:
         _require(0 < self.lr_decay <= 1, "lr-decay", "must be in (0, 1] (per-round factor)")
         _require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
         _require(self.weight_decay >= 0, "weight-decay", "must be >= 0")
+        _require(self.clip_grad_norm >= 0, "clip-grad-norm", "must be >= 0 (0 = no clipping)")
         _require(self.device in DEVICES, "device", f"choose one of {', '.join(DEVICES)}")
         _require(":" in self.strategy or "." in self.strategy, "strategy",
                  "give an import path such as 'flwr.serverapp.strategy:FedAvg' "

@@ -71,7 +71,7 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
     """
     settings = TrainSettings(epochs=cfg.local_epochs, batch_size=cfg.batch_size,
                              lr=round_lr(cfg, server_round), momentum=cfg.momentum,
-                             weight_decay=cfg.weight_decay,
+                             weight_decay=cfg.weight_decay, clip_grad_norm=cfg.clip_grad_norm,
                              seed=derive_seed(cfg.seed, server_round, client_id))
     if cfg.continual.enabled:  # class-incremental tasks on rounds: fedlite.continual
         from fedlite.continual.client import continual_round

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from logging import INFO
 from typing import Any
 
@@ -27,6 +28,7 @@ from strategies.checkpointing import check_resumable, checkpoint_state, resume, 
 from strategies.loading import accepted_arguments, load_strategy
 from strategies.nodes import wait_for_nodes
 from strategies.reliability import Reliability, unwrap
+from strategies.sampling import PartitionOrderedGrid, partition_ids
 from strategies.validation import Validation
 
 app = ServerApp()
@@ -85,6 +87,9 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     # Continual runs are judged on the classes seen so far, per task at task ends.
     tracker = continual.ContinualTracker(cfg, data) if cfg.continual.enabled else None
     wait_for_nodes(grid, cfg.num_clients, cfg.node_wait_timeout)
+    if samples_nodes(cfg):  # the same seed samples the same clients in every run
+        grid = PartitionOrderedGrid(grid, partition_ids(grid, cfg.node_wait_timeout))
+    random.seed(cfg.seed)  # Flower's strategies sample with `random`; a resume restores it
     recorder = RunRecorder.reopen(cfg.resume_from) if cfg.resume_from else RunRecorder(
                            cfg.results_dir, cfg.run_name, cfg.to_flat(),
                            meta={"strategy": type(unwrap(strategy)).__name__,
@@ -148,6 +153,13 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     run_dir = recorder.finish(summary)
     log(INFO, "fedlite: run complete, records in %s", run_dir)
     return {**summary, "run-dir": str(run_dir)}
+
+
+def samples_nodes(cfg: RunConfig) -> bool:
+    """Whether the strategy trains or evaluates on a sample of the nodes rather than all."""
+    fractions = [cfg.fraction_train, cfg.fraction_evaluate,
+                 *(v for k, v in cfg.strategy_arguments().items() if k.startswith("fraction"))]
+    return any(0 < float(f) < 1 for f in fractions)
 
 
 def model_description(model: torch.nn.Module, report: ConversionReport | None,

@@ -31,6 +31,7 @@ class TrainSettings:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 0.0
+    clip_grad_norm: float = 0.0  # 0: off, the plain step
     seed: int = 0  # drives the shuffling order only
 
 
@@ -103,6 +104,8 @@ def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
                 loss = loss + term(model, xb, yb, logits)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.clip_grad_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
             optimizer.step()
             n = len(yb)
             loss_sum += float(loss.detach()) * n

@@ -66,7 +66,8 @@ def run(quick: bool) -> dict[str, Any]:
             "settings": {"model": cfg.model, "dataset": resolve_name(cfg.dataset), "clients": cfg.num_clients,
                          "fraction_train": cfg.fraction_train, "rounds": cfg.num_rounds,
                          "partitioner": f"dirichlet alpha={cfg.dirichlet_alpha}",
-                         "lr": cfg.lr, "momentum": cfg.momentum, "local_epochs": cfg.local_epochs,
+                         "lr": cfg.lr, "momentum": cfg.momentum, "clip_grad_norm": cfg.clip_grad_norm,
+                         "local_epochs": cfg.local_epochs,
                          "central_eval_size": cfg.central_eval_size,
                          "fedpara.exclude": cfg.fedpara.exclude, "seed": cfg.seed},
             "goals": {

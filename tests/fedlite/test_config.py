@@ -56,7 +56,7 @@ def test_unknown_key_without_close_match_points_to_fedlite_keys():
     ("fraction-train", 0.0), ("fraction-train", 1.5), ("fraction-evaluate", 2.0),
     ("node-wait-timeout", 0), ("round-timeout", -1), ("local-epochs", 0), ("batch-size", 0),
     ("lr", 0), ("lr", -0.1), ("lr-decay", 0), ("lr-decay", 1.1), ("momentum", 1.0),
-    ("weight-decay", -1e-4), ("device", "tpu"), ("strategy", "FedAvg"),
+    ("weight-decay", -1e-4), ("clip-grad-norm", -1.0), ("device", "tpu"), ("strategy", "FedAvg"),
     ("strategy-kwargs", "{not json"), ("strategy-kwargs", "[1, 2]"),
 ])
 def test_each_validation_names_its_key(key, value):

@@ -198,3 +198,17 @@ def test_evaluate_batch_size_does_not_change_the_result(digits):
     small = evaluate(model, digits.test_x, digits.test_y, batch_size=7)
     large = evaluate(model, digits.test_x, digits.test_y, batch_size=1024)
     np.testing.assert_allclose(small, large, rtol=1e-5)
+
+
+def test_clip_grad_norm_bounds_every_step(subset):
+    # Prepare: plain SGD, so each step moves the weights by exactly lr * (clipped) gradient
+    settings = TrainSettings(epochs=1, batch_size=32, lr=0.05, momentum=0.0, clip_grad_norm=1e-3)
+    plain, clipped = _model(), _model()
+    start = torch.cat([p.detach().flatten() for p in clipped.parameters()])
+    # Execute
+    train(plain, *subset, TrainSettings(epochs=1, batch_size=32, lr=0.05, momentum=0.0))
+    train(clipped, *subset, settings)
+    # Assert: 13 steps of at most lr * 1e-3 each, far less than the unclipped walk
+    moved = lambda m: float((torch.cat([p.detach().flatten() for p in m.parameters()]) - start).norm())
+    assert moved(clipped) <= 13 * 0.05 * 1e-3 * (1 + 1e-5)
+    assert moved(plain) > 100 * moved(clipped)
