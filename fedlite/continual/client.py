@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from fedlite.config import RunConfig
 from fedlite.continual import augment, memory as mem
-from fedlite.continual.losses import PrototypeReplay, TwoTeacherKD, freeze
+from fedlite.continual.losses import OldHeadKD, PrototypeReplay, TwoTeacherKD, freeze
 from fedlite.continual.model import Branch, ContinualNet
 from fedlite.continual.tasks import TaskPlan, task_plan
 from fedlite.data import ClientData
@@ -145,6 +145,7 @@ def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, ser
         metrics |= cross_boundary(model, client.train_x, client.train_y, cfg, plan, task,
                                   server_round, client_id, device, state)
     points, generator = None, torch.Generator().manual_seed(settings.seed ^ 0x5EED)
+    kd_head = None
     memory = mem.load(state)
     radius = _scalar(state.get(P + "radius", 0.0)) * c.radius_scale
     if c.method != "finetune" and task > 0:
@@ -159,6 +160,7 @@ def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, ser
         else:
             bound = radius * float(np.sqrt(memory.features.shape[1]))
             head = old_head(teacher, state, plan.seen_classes(task - 1))
+            kd_head = head  # the old head also anchors the old classes' logits (OldHeadKD)
             vectors, fit = augment.fit_vectors(torch.as_tensor(state[P + "vectors"]), memory,
                                                head, bound, steps=c.augment_steps,
                                                lr=c.augment_lr)
@@ -180,6 +182,9 @@ def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, ser
         terms.append(PrototypeReplay(points, proto_weight=c.proto_weight,
                                      contrast_weight=c.contrast_weight if c.method == "adaptive"
                                      else 0.0, temperature=c.contrast_temperature))
+    if c.method == "adaptive" and kd_head is not None and c.old_kd_weight > 0:
+        terms.append(OldHeadKD(kd_head, kd_head.seen, points, weight=c.old_kd_weight,
+                               temperature=c.kd_temperature))
     frozen = c.freeze_extractor and c.method != "finetune" and task > 0
     freeze(teacher.features, frozen)
     try:
