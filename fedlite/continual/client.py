@@ -193,8 +193,10 @@ def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, ser
             reuse_head(student, teacher)
             kd = TwoTeacherKD(teacher, points if c.method != "finetune" else None,
                               c.kd_temperature)
+            # The student's head (the teacher's, fine-tuned) keeps the same anchor to the old head.
+            anchor = [t for t in terms if isinstance(t, OldHeadKD)]
             distilled = train(student, x, y, dataclasses.replace(settings, seed=settings.seed ^ 1),
-                              device=device, task_loss=False, loss_terms=[kd],
+                              device=device, task_loss=False, loss_terms=[kd, *anchor],
                               make_optimizer=adam(c.student_lr))
             metrics |= {"continual-student-loss": distilled.loss,
                         "continual-student-train-accuracy": distilled.accuracy}

@@ -1,5 +1,6 @@
 """Distillation from the old head: zero while the head is unchanged, positive and reaching the
-embedding module and the old classes' classifier rows once the head moves."""
+embedding module and the old classes' classifier rows (never the extractor) once the head
+moves."""
 
 from __future__ import annotations
 
@@ -42,3 +43,5 @@ def test_moved_head_is_pulled_back_through_the_embedding_module():
     assert branch.embed[0].weight.grad.abs().sum() > 0
     assert branch.classifier.weight.grad[[0, 1]].abs().sum() > 0
     assert branch.classifier.weight.grad[2:].abs().sum() == 0  # old classes' logits only
+    # features enter detached: a student's extractor still learns by feature matching only
+    assert all(p.grad is None for p in branch.features.parameters())
