@@ -78,11 +78,19 @@ def old_head(teacher: Branch, state: MutableMapping[str, np.ndarray], classes) -
     return head.cpu()
 
 
-def adam(lr: float):
+def adam(lr: float, head_scale: float = 1.0):
     """The student's optimizer: feature regression converges several times faster with Adam
-    than with the run's SGD (relative error 0.08 vs 0.33 after four epochs on Fashion-MNIST)."""
+    than with the run's SGD (relative error 0.08 vs 0.33 after four epochs on Fashion-MNIST).
+    The head (embedding module + classifier, copied from the teacher each round) learns at
+    ``lr * head_scale``: distillation only fine-tunes it, and at the full rate it drifts from
+    the teacher's old-class boundaries (seed 1: 5.3 points below the teacher vs 3.9 at 0.1)."""
     def make(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        head = [p for m in (model.embed, model.classifier) for p in m.parameters()
+                if p.requires_grad]
+        ids = {id(p) for p in head}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+        return torch.optim.Adam([{"params": rest}, {"params": head, "lr": lr * head_scale}],
+                                lr=lr)
     return make
 
 
@@ -195,9 +203,11 @@ def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, ser
                               c.kd_temperature)
             # The student's head (the teacher's, fine-tuned) keeps the same anchor to the old head.
             anchor = [t for t in terms if isinstance(t, OldHeadKD)]
+            # Adaptive only: the baselines' students keep the recipe they were measured with.
+            head_scale = c.student_head_lr_scale if c.method == "adaptive" else 1.0
             distilled = train(student, x, y, dataclasses.replace(settings, seed=settings.seed ^ 1),
                               device=device, task_loss=False, loss_terms=[kd, *anchor],
-                              make_optimizer=adam(c.student_lr))
+                              make_optimizer=adam(c.student_lr, head_scale))
             metrics |= {"continual-student-loss": distilled.loss,
                         "continual-student-train-accuracy": distilled.accuracy}
     finally:  # the model object is reused by the next client in this worker

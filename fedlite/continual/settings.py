@@ -34,6 +34,7 @@ class ContinualConfig:
     student: bool = True  # train the smaller second model by two-teacher distillation
     kd_temperature: float = 2.0
     student_lr: float = 0.003  # Adam, the student only
+    student_head_lr_scale: float = 0.1  # adaptive: the student's head (the teacher's) learns slower
     max_samples_per_class: int = 0  # per client and class; 0 = all (sizes a benchmark)
 
     def __post_init__(self) -> None:
@@ -57,6 +58,7 @@ class ContinualConfig:
         require(self.old_kd_weight >= 0, "old-kd-weight", "must be >= 0")
         require(self.kd_temperature > 0, "kd-temperature", "must be > 0")
         require(self.student_lr > 0, "student-lr", "must be > 0")
+        require(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
         require(self.max_samples_per_class >= 0, "max-samples-per-class", "must be >= 0 (0 = all)")
         if self.tasks:
             from fedlite.continual.tasks import parse_tasks
