@@ -72,6 +72,29 @@ def kl_at(student_logits: Tensor, teacher_logits: Tensor, seen: Tensor | None,
                     reduction="batchmean") * temperature ** 2
 
 
+class OldHeadKD:
+    """LwF-style distillation from the old head (frozen snapshot at the task start) on the old
+    classes' logits, for the new batch's features and for augmented old points: the embedding
+    module may adjust to the new task, but the old classes' decision regions move only as
+    far as the new classes need (the extractor is frozen, so features need no distillation).
+    The student's head gets the same term; it never reaches the student's extractor."""
+
+    def __init__(self, old_head: nn.Module, old: Tensor, points: PointSource | None, *,
+                 weight: float, temperature: float) -> None:
+        self.old_head, self.old, self.points = old_head, old, points
+        self.weight, self.temperature = weight, temperature
+
+    def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        f, _ = model.cache
+        f_all = f.detach()  # the head's term: a student's extractor learns by feature matching only
+        if self.points is not None:
+            f_all = torch.cat([f_all, self.points(len(y))[0].to(f.device)])
+        l_all = model.head(f_all)[1]
+        with torch.no_grad():
+            l_old = self.old_head(f_all)
+        return self.weight * kl_at(l_all, l_old, self.old, self.temperature)
+
+
 class TwoTeacherKD:
     def __init__(self, teacher: Branch, points: PointSource | None, temperature: float) -> None:
         self.teacher, self.points, self.temperature = teacher, points, temperature

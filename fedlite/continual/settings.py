@@ -13,7 +13,8 @@ class ContinualConfig:
 
     ``method``: ``finetune`` (no protection), ``pass`` (class-mean prototypes + Gaussian noise
     through the current head, PASS-style) or ``adaptive`` (nearest-real prototypes, learnable
-    bounded vectors fitted through the old classifier, joint supervised-contrastive embedding).
+    bounded vectors fitted through the old classifier, joint supervised-contrastive embedding,
+    LwF-style distillation from the old head on the old classes' logits).
     """
 
     enabled: bool = False
@@ -29,9 +30,11 @@ class ContinualConfig:
     proto_weight: float = 2.0  # CE on augmented old-class points
     contrast_weight: float = 0.5  # supervised contrastive loss in the joint embedding space
     contrast_temperature: float = 0.1
+    old_kd_weight: float = 1.0  # adaptive: KL to the old head on old-class logits (0 = off)
     student: bool = True  # train the smaller second model by two-teacher distillation
     kd_temperature: float = 2.0
     student_lr: float = 0.003  # Adam, the student only
+    student_head_lr_scale: float = 0.1  # adaptive: the student's head (the teacher's) learns slower
     max_samples_per_class: int = 0  # per client and class; 0 = all (sizes a benchmark)
 
     def __post_init__(self) -> None:
@@ -52,8 +55,10 @@ class ContinualConfig:
         require(self.proto_weight >= 0, "proto-weight", "must be >= 0")
         require(self.contrast_weight >= 0, "contrast-weight", "must be >= 0")
         require(self.contrast_temperature > 0, "contrast-temperature", "must be > 0")
+        require(self.old_kd_weight >= 0, "old-kd-weight", "must be >= 0")
         require(self.kd_temperature > 0, "kd-temperature", "must be > 0")
         require(self.student_lr > 0, "student-lr", "must be > 0")
+        require(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
         require(self.max_samples_per_class >= 0, "max-samples-per-class", "must be >= 0 (0 = all)")
         if self.tasks:
             from fedlite.continual.tasks import parse_tasks

@@ -188,3 +188,15 @@ def test_only_feature_matching_trains_the_students_extractor(digits):
         grads.append([p.grad.clone() for p in net.student.features.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
+
+
+def test_the_students_head_learns_at_a_scaled_rate():
+    from fedlite.continual.model import ContinualNet
+
+    student = ContinualNet((1, 8, 8), 10).student
+    optimizer = adam(0.003, 0.1)(student, TrainSettings())
+    rest, head = optimizer.param_groups
+    assert rest["lr"] == 0.003 and head["lr"] == pytest.approx(0.0003)
+    head_ids = {id(p) for p in head["params"]}
+    assert head_ids == {id(p) for m in (student.embed, student.classifier) for p in m.parameters()}
+    assert len(rest["params"]) + len(head["params"]) == len(list(student.parameters()))

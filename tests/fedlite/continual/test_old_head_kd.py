@@ -1,0 +1,47 @@
+"""Distillation from the old head: zero while the head is unchanged, positive and reaching the
+embedding module and the old classes' classifier rows (never the extractor) once the head
+moves."""
+
+from __future__ import annotations
+
+import torch
+
+from fedlite.continual.client import OldHead
+from fedlite.continual.losses import OldHeadKD
+from fedlite.continual.model import ContinualNet
+
+torch.set_num_threads(1)
+
+
+def _setup():
+    torch.manual_seed(0)
+    net = ContinualNet((1, 8, 8), 10)
+    net.teacher.set_seen([0, 1, 2, 3])
+    old = OldHead(net.teacher)
+    old.seen = torch.zeros(10, dtype=torch.bool)
+    old.seen[[0, 1]] = True
+    net.teacher.set_seen([0, 1, 2, 3])
+    points = lambda n: (torch.randn(n, 128).relu(), torch.zeros(n, dtype=torch.long))  # noqa: E731
+    return net.teacher, OldHeadKD(old, old.seen, points, weight=1.0, temperature=2.0)
+
+
+def test_zero_while_the_head_is_the_old_one():
+    branch, kd = _setup()
+    x = torch.randn(8, 1, 8, 8)
+    loss = kd(branch, x, torch.full((8,), 2), branch(x))
+    assert float(loss) < 1e-6
+
+
+def test_moved_head_is_pulled_back_through_the_embedding_module():
+    branch, kd = _setup()
+    with torch.no_grad():
+        branch.embed[0].weight.add_(0.5 * torch.randn_like(branch.embed[0].weight))
+    x = torch.randn(8, 1, 8, 8)
+    loss = kd(branch, x, torch.full((8,), 2), branch(x))
+    assert float(loss) > 1e-4
+    loss.backward()
+    assert branch.embed[0].weight.grad.abs().sum() > 0
+    assert branch.classifier.weight.grad[[0, 1]].abs().sum() > 0
+    assert branch.classifier.weight.grad[2:].abs().sum() == 0  # old classes' logits only
+    # features enter detached: a student's extractor still learns by feature matching only
+    assert all(p.grad is None for p in branch.features.parameters())
