@@ -36,9 +36,8 @@ class PartitionOrderedGrid(Grid):
         self.grid, self.partitions = grid, partitions
 
     def get_node_ids(self) -> Iterable[int]:
-        unknown = len(self.partitions)
-        return sorted(self.grid.get_node_ids(),
-                      key=lambda node: (self.partitions.get(node, unknown), node))
+        return sorted(self.grid.get_node_ids(), key=lambda node: (
+            node not in self.partitions, self.partitions.get(node, 0), node))
 
     def set_run(self, run):
         self.grid.set_run(run)
