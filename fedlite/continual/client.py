@@ -27,6 +27,7 @@ from fedlite.continual.tasks import TaskPlan, task_plan
 from fedlite.data import ClientData
 from fedlite.federation import derive_seed
 from fedlite.train import TrainResult, TrainSettings, train
+from fedlite.train.loop import scaled_lr_groups
 
 log = logging.getLogger(__name__)
 P = mem.PREFIX
@@ -85,12 +86,8 @@ def adam(lr: float, head_scale: float = 1.0):
     ``lr * head_scale``: distillation only fine-tunes it, and at the full rate it drifts from
     the teacher's old-class boundaries (seed 1: 5.3 points below the teacher vs 3.9 at 0.1)."""
     def make(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-        head = [p for m in (model.embed, model.classifier) for p in m.parameters()
-                if p.requires_grad]
-        ids = {id(p) for p in head}
-        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-        return torch.optim.Adam([{"params": rest}, {"params": head, "lr": lr * head_scale}],
-                                lr=lr)
+        in_head = lambda name: name.split(".")[0] in ("embed", "classifier")
+        return torch.optim.Adam(scaled_lr_groups(model, in_head, lr, head_scale), lr=lr)
     return make
 
 

@@ -54,14 +54,11 @@ class FedParaConfig:
 def local_factor_sgd(scale: float):
     """A ``make_optimizer`` for the training loop: the loop's SGD, with the learning rate of
     the local (``fedpara_local_*``) factors multiplied by ``scale``."""
-    from fedlite.train.loop import sgd
+    from fedlite.train.loop import scaled_lr_groups, sgd
 
     def make(model: nn.Module, settings):
-        named = list(model.named_parameters())
-        local = [p for n, p in named if is_local_key(n)]
-        groups = [{"params": [p for n, p in named if not is_local_key(n)]},
-                  {"params": local, "lr": settings.lr * scale}]
-        return sgd(model, settings, params=[g for g in groups if g["params"]])
+        return sgd(model, settings, params=scaled_lr_groups(model, is_local_key, settings.lr,
+                                                            scale))
 
     return make
 

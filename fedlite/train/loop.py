@@ -131,6 +131,16 @@ def sgd(model: nn.Module, settings: TrainSettings,
                            momentum=settings.momentum, weight_decay=settings.weight_decay)
 
 
+def scaled_lr_groups(model: nn.Module, scaled: Callable[[str], bool], lr: float,
+                     scale: float) -> list[dict]:
+    """Parameter groups for an optimizer: trainable parameters whose name ``scaled`` picks
+    learn at ``lr * scale``, the others at ``lr`` (empty groups dropped)."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for name, p in named if not scaled(name)]},
+              {"params": [p for name, p in named if scaled(name)], "lr": lr * scale}]
+    return [group for group in groups if group["params"]]
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor, *,
              batch_size: int = 256, device: str | torch.device = "cpu") -> tuple[float, float]:
