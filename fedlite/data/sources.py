@@ -101,9 +101,9 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (gzip or not): the format MNIST and Fashion-MNIST are published in."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)  # one call: faster than reading through a GzipFile
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     dims = raw[3]
@@ -135,14 +135,14 @@ def _idx_path(directory: Path, stem: str) -> Path | None:
     return None
 
 
-# The 256 values (p / 255 - 0.5) / 0.5 in float32: one table lookup per pixel is ten times
-# faster than the arithmetic on 47M floats (about 0.1 s against 1.2 to 1.8 s for
-# Fashion-MNIST's training set), which every worker process pays at start-up.
-_STANDARD = (np.arange(256, dtype=np.float32) / 255.0 - 0.5) / 0.5
-
-
 def _standardize(images: np.ndarray) -> np.ndarray:
-    return _STANDARD[images][:, None]
+    """(p / 255 - 0.5) / 0.5 in float32, in place on one array: every worker process pays
+    this at start-up, and temporaries (float64, or a table lookup's int64 index) cost 2-7x."""
+    x = images.astype(np.float32)[:, None]
+    x /= np.float32(255.0)
+    x -= np.float32(0.5)
+    x /= np.float32(0.5)
+    return x
 
 
 def _load_digits() -> Dataset:
