@@ -53,6 +53,8 @@ def run(quick: bool) -> dict[str, Any]:
         methods[method] = {
             "mean_client_accuracy": round(float(np.mean(
                 [r["mean_client_accuracy"] for r in runs])), 4),
+            "std_client_accuracy": round(float(np.mean(  # the spread over clients
+                [r["std_client_accuracy"] for r in runs])), 4),
             "mean_client_accuracy_after_train": round(float(np.mean(
                 [r["mean_client_accuracy_after_train"] for r in runs])), 4),
             "upload_bytes_per_round": runs[0]["upload_bytes_per_round"],
@@ -69,8 +71,9 @@ def run(quick: bool) -> dict[str, Any]:
                          "seeds": list(seeds),
                          "evaluation": "each client's held-out split, after aggregation (goals); "
                                        "also at the end of local training (*_after_train); "
-                                       "mean_client_accuracy: mean over seeds of the last "
-                                       "round's mean over clients"},
+                                       "mean_client_accuracy / std_client_accuracy: mean "
+                                       "over seeds of the last round's mean / std over "
+                                       "clients"},
             "goals": {"fedavg_plus_10_points": acc["pfedpara"] >= acc["fedavg"] + 0.10,
                       "at_least_local": acc["pfedpara"] >= acc["local"],
                       "at_least_fedper": acc["pfedpara"] >= acc["fedper"],
