@@ -50,13 +50,10 @@ def run(quick: bool) -> dict[str, Any]:
     methods = {}
     for method in METHODS:
         runs = [per_seed[seed][method] for seed in seeds]
+        averaged = ("mean_client_accuracy", "std_client_accuracy",  # std: spread over clients
+                    "mean_client_accuracy_after_train")
         methods[method] = {
-            "mean_client_accuracy": round(float(np.mean(
-                [r["mean_client_accuracy"] for r in runs])), 4),
-            "std_client_accuracy": round(float(np.mean(  # the spread over clients
-                [r["std_client_accuracy"] for r in runs])), 4),
-            "mean_client_accuracy_after_train": round(float(np.mean(
-                [r["mean_client_accuracy_after_train"] for r in runs])), 4),
+            **{key: round(float(np.mean([r[key] for r in runs])), 4) for key in averaged},
             "upload_bytes_per_round": runs[0]["upload_bytes_per_round"],
             "per_seed": {str(seed): run for seed, run in zip(seeds, runs)}}
     cfg = load_scenario(METHODS["pfedpara"], QUICK if quick else []).config  # what it ran with
