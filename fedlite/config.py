@@ -47,9 +47,6 @@ class SkipConfig:
     # a fresh selection forward every n-th local epoch; in between each sample's last
     # confidence is reused (Stale-SB). 1 = the seed: a selection forward for every mini-batch
     selection_every: int = 1
-    # select only the samples that could be skipped: one whose last known confidence is <= tau
-    # is kept without a selection forward (its training forward gives its confidence)
-    screen: bool = False
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.error_bound < 1.0, "skip.error-bound",

@@ -1,7 +1,6 @@
 """Backprop skipping: the default Fashion-MNIST FedAvg scenario with and without skipping, same
 rounds, clients and seeds, through Flower's simulation engine; plus a sweep of the error bound
-(drawn as a PNG), screening (``skip.screen``: no selection forward for samples last seen at or
-below the threshold), the Stale-SB variant (``skip.selection-every``) and the same pair with
+(drawn as a PNG), the Stale-SB variant (``skip.selection-every``) and the same pair with
 FedPara layers.
 
 Client time is noisy on a shared machine, so after the main pair (plain, then skip) a shorter
@@ -69,11 +68,9 @@ def totals(outcome: dict[str, Any], rounds: int | None = None) -> dict[str, floa
 def run(quick: bool) -> dict[str, Any]:
     cfg = workload(quick)
     runs = {"plain": measure(cfg), "skip": measure(skipping(cfg, ERROR_BOUND))}
-    runs["screened"] = measure(with_keys(skipping(cfg, ERROR_BOUND), {"skip.screen": True}))
     runs["stale"] = measure(with_keys(skipping(cfg, ERROR_BOUND),
                                       {"skip.selection-every": STALE_EVERY}))
     plain, skip, stale = totals(runs["plain"]), totals(runs["skip"]), totals(runs["stale"])
-    screened = totals(runs["screened"])
     # The reversed pair (skip first), shorter: if contention drifted during the main pair,
     # the saving measured in the other order shows it.
     short = with_keys(cfg, {"num-rounds": REPEAT_ROUNDS, "run-name": "bench-skip-repeat"})
@@ -90,13 +87,6 @@ def run(quick: bool) -> dict[str, Any]:
         "time_saving": round(1 - seconds_skip / seconds_plain, 4),
         "time_saving_after_round_1": round(1 - skip["client_seconds_after_round_1"]
                                            / plain["client_seconds_after_round_1"], 4),
-        "screened_selection": {
-            "accuracy": screened["accuracy"],
-            "backprop_fraction": round(screened["backprop_fraction"], 4),
-            "client_seconds": round(screened["client_seconds"], 2),
-            "time_saving": round(1 - screened["client_seconds"] / seconds_plain, 4),
-            "time_saving_after_round_1": round(1 - screened["client_seconds_after_round_1"]
-                                               / plain["client_seconds_after_round_1"], 4)},
         "stale_selection": {
             "selection_every": STALE_EVERY, "accuracy": stale["accuracy"],
             "backprop_fraction": round(stale["backprop_fraction"], 4),

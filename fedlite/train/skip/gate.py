@@ -5,16 +5,14 @@ histogram (CF accumulation) -> keep the samples with confidence <= tau, queue th
 batches, and hand those to the loop, whose forward + backward + optimizer step are the
 approximate gradient and the weight update. While tau >= 1 nothing can be skipped, so the
 confidences come from the training forward instead of a selection forward; with
-``selection_every > 1`` most epochs reuse remembered confidences (``memory``); with ``screen``
-the selection forward sees only the samples last seen above tau, the others are kept and
-counted at their training forward, so every skip still rests on a fresh confidence. A batch where
+``selection_every > 1`` most epochs reuse remembered confidences (``memory``). A batch where
 every sample is skipped yields nothing (no step) and is counted. At the end of each period
 (an epoch or the round) tau is re-chosen from the histogram (linear interpolation + threshold
 decision).
 
 Per-client state, kept across rounds under ``skip/`` keys: the threshold in force, and the
 histogram and |gradient| sums of the last completed period (small: 2 x bins floats); with
-stale selection or screening also the per-sample confidence memory.
+stale selection also the per-sample confidence memory.
 """
 
 from __future__ import annotations
@@ -52,14 +50,12 @@ class SkipGate:
         self.epoch_thresholds: list[float] = []
         self.epoch_estimates: list[float] = []
         self.memory: ConfidenceMemory | None = None  # only when selecting on stale confidences
-        # the batch the loop trains on now: its rows' indices, and which are still uncounted
-        self._pending: tuple[Tensor, Tensor] | None = None
+        self._pending: tuple[Tensor, bool] | None = None  # the batch the loop trains on now
 
     # -- BatchGate ----------------------------------------------------------------------------
     def filter(self, model: nn.Module, batches: Iterable[Batch], order: Tensor) -> Iterator[Batch]:
-        every, screen = self.control.selection_every, self.control.screen
-        memory = (ConfidenceMemory(self.state, len(order), every) if every > 1 or screen
-                  else None)
+        every = self.control.selection_every
+        memory = ConfidenceMemory(self.state, len(order), every) if every > 1 else None
         self.memory = memory
         fresh = memory is None or memory.fresh
         queue = KeptQueue(self.control.batch_size)
@@ -70,65 +66,45 @@ class SkipGate:
             if self.threshold >= 1.0:
                 # Nothing can be skipped: the training forward's logits (``observe``) give
                 # the same confidences as a selection forward would, at no cost.
-                self._pending = (index, torch.ones(len(y), dtype=torch.bool))
+                self._pending = (index, True)
                 yield x, y
                 continue
-            if not fresh:
-                conf_np, grad_np = memory.lookup(index.numpy())
-                keep_np, uncounted = ~(conf_np > self.threshold), np.zeros(len(y), dtype=bool)
-                self._account(conf_np, grad_np, keep_np)
+            if fresh:
+                confidence, grad_norm = labeled_confidence(selection_logits(model, x), y)
+                conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
+                if memory is not None:
+                    memory.store(index.numpy(), conf_np, grad_np)
             else:
-                keep_np, uncounted = self._select(model, x, y, index.numpy(), screen)
+                conf_np, grad_np = memory.lookup(index.numpy())
+            keep_np = ~(conf_np > self.threshold)  # a NaN confidence (diverged model) is kept
+            self._account(conf_np, grad_np, keep_np)
+            keep = torch.from_numpy(keep_np)
             if keep_np.all():
-                kept = (x, y, index, torch.from_numpy(uncounted))
+                kept = (x, y, index)
             else:  # gathered before any autograd forward
-                keep = torch.from_numpy(keep_np)
-                kept = (x[keep.to(x.device)], y[keep.to(y.device)], index[keep],
-                        torch.from_numpy(uncounted[keep_np]))
-            for xb, yb, ib, ub in queue.push(*kept):
-                self._pending = (ib, ub)
+                kept = (x[keep.to(x.device)], y[keep.to(y.device)], index[keep])
+            for xb, yb, ib in queue.push(*kept):
+                self._pending = (ib, False)
                 yield xb, yb
-        for xb, yb, ib, ub in queue.flush():
-            self._pending = (ib, ub)
+        for xb, yb, ib in queue.flush():
+            self._pending = (ib, False)
             yield xb, yb
         if memory is not None:
             memory.save()
 
-    def _select(self, model: nn.Module, x: Tensor, y: Tensor, index: np.ndarray,
-                screen: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Fresh confidences decide every skip. Screening leaves out the samples last seen at
-        or below tau: they are kept, and counted when their training forward gives their
-        confidence. Returns the keep mask and which kept rows are still to be counted."""
-        candidate = np.ones(len(y), dtype=bool)
-        if screen:
-            candidate = ~(self.memory.lookup(index)[0] <= self.threshold)  # unknown: select
-        keep_np, uncounted = ~candidate, ~candidate
-        if candidate.any():
-            rows = torch.from_numpy(candidate)
-            xs, ys = (x, y) if candidate.all() else (x[rows.to(x.device)], y[rows.to(y.device)])
-            confidence, grad_norm = labeled_confidence(selection_logits(model, xs), ys)
-            conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
-            if self.memory is not None:
-                self.memory.store(index[candidate], conf_np, grad_np)
-            keep_selected = ~(conf_np > self.threshold)  # a NaN confidence (diverged) is kept
-            self._account(conf_np, grad_np, keep_selected)
-            keep_np[candidate] = keep_selected
-        return keep_np, uncounted
-
     def observe(self, y: Tensor, logits: Tensor) -> None:
-        """Confidences from the training forward: counted for the rows no selection forward
-        saw, and remembered for the next epochs when a confidence memory is in use."""
+        """Confidences from the training forward: counted when no selection forward ran, and
+        remembered for the next epochs when selecting on stale confidences."""
         if self._pending is None:
             return
         index, uncounted = self._pending
         self._pending = None
-        if not uncounted.any() and self.memory is None:
+        if not uncounted and self.memory is None:
             return
         confidence, grad_norm = labeled_confidence(logits, y)
         conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
-        rows = uncounted.numpy()
-        if rows.any():
-            self._account(conf_np[rows], grad_np[rows], np.ones(int(rows.sum()), dtype=bool))
+        if uncounted:
+            self._account(conf_np, grad_np, np.ones(len(conf_np), dtype=bool))
         if self.memory is not None:
             self.memory.store(index.numpy(), conf_np, grad_np)
 

@@ -3,9 +3,8 @@
 Gathering the kept rows before the grad-enabled forward is what makes skipping save work
 (masking the loss inside a full-batch backward saves nothing); queueing them into batches of
 ``batch_size`` keeps each backward as efficient as in plain training. ``flush`` hands over the
-remainder at the end of an epoch. Each row travels with its index in the training set and
-whether its confidence is still to be counted, so the gate knows whose confidence the training
-forward refreshes.
+remainder at the end of an epoch. Each row travels with its index in the training set, so the
+gate knows whose confidence the training forward refreshes.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-# x, y, index into the training set, and per row: counted in the histogram at the training forward
-IndexedBatch = tuple[Tensor, Tensor, Tensor, Tensor]
+IndexedBatch = tuple[Tensor, Tensor, Tensor]  # x, y, index into the training set
 
 
 class KeptQueue:
@@ -25,11 +23,10 @@ class KeptQueue:
         self.parts: list[IndexedBatch] = []
         self.queued = 0
 
-    def push(self, x: Tensor, y: Tensor, index: Tensor,
-             uncounted: Tensor) -> Iterator[IndexedBatch]:
+    def push(self, x: Tensor, y: Tensor, index: Tensor) -> Iterator[IndexedBatch]:
         """Queue kept rows; yield every full batch now available, in arrival order."""
         if len(y):
-            self.parts.append((x, y, index, uncounted))
+            self.parts.append((x, y, index))
             self.queued += len(y)
         while self.queued >= self.batch_size:
             yield self._take(self.batch_size)

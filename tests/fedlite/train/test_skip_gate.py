@@ -35,12 +35,10 @@ def _rows_in_grad_forwards(model: torch.nn.Module) -> list[int]:
     return rows
 
 
-@pytest.mark.parametrize("screen", [False, True])
-def test_error_bound_zero_trains_exactly_like_the_plain_loop(digits, screen):
+def test_error_bound_zero_trains_exactly_like_the_plain_loop(digits):
     # Execute
     plain, plain_result = _train(digits)
-    gated, gated_result = _train(digits, SkipGate(SkipControl(error_bound=0.0, period="epoch",
-                                                              screen=screen)))
+    gated, gated_result = _train(digits, SkipGate(SkipControl(error_bound=0.0, period="epoch")))
     # Assert
     for (name, a), (_, b) in zip(plain.state_dict().items(), gated.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
@@ -194,43 +192,3 @@ def test_stale_selection_still_keeps_every_confidently_wrong_sample(digits):
                                                for i in range(0, 600, 50)], torch.arange(600))]
     # Assert: exactly the remembered low-confidence rows come through, without a forward
     torch.testing.assert_close(torch.cat(kept), x[:50])
-
-
-def test_screening_selects_only_samples_last_seen_above_tau(digits):
-    # Prepare: a trained-ish model; remembered confidences put samples 0-299 below tau
-    model, _ = _train(digits, settings=TrainSettings(epochs=5, batch_size=32, lr=0.05))
-    rows = _forward_rows(model)
-    state = {"skip/threshold": np.array([0.9]), "skip/epochs": np.array([1]),
-             "skip/confidence": np.full(600, 0.99, np.float32),
-             "skip/grad-norm": np.full(600, 0.01, np.float32)}
-    state["skip/confidence"][:300] = 0.1
-    gate = SkipGate(SkipControl(error_bound=0.2, screen=True), state)
-    # Execute
-    _, result = _train(digits, gate, model=model,
-                       settings=TrainSettings(epochs=1, batch_size=32, lr=0.05))
-    # Assert: a selection forward for the other 300 only; the 300 kept unseen are counted once,
-    # at their training forward, and every confidence is fresh in the memory afterwards
-    assert sum(rows["selection"]) == 300
-    assert 300 <= result.samples_backprop == sum(rows["training"]) < 600
-    assert state["skip/counts"].sum() == 600
-    assert not np.isnan(state["skip/confidence"]).any()
-    assert (state["skip/confidence"][:300] > 0.1).mean() > 0.9  # refreshed by training forwards
-
-
-def test_screening_still_keeps_every_confidently_wrong_sample(digits):
-    # Prepare: a confident model; the memory says every sample is confident, 50 labels flipped
-    model, _ = _train(digits, settings=TrainSettings(epochs=8, batch_size=32, lr=0.05))
-    x, y = digits.train_x[:600], digits.train_y[:600].copy()
-    with torch.no_grad():
-        predicted = model(torch.as_tensor(x)).argmax(1).numpy()
-    y[:50] = (predicted[:50] + 1) % 10
-    state = {"skip/threshold": np.array([0.5]), "skip/epochs": np.array([1]),
-             "skip/confidence": np.full(600, 0.99, np.float32),
-             "skip/grad-norm": np.full(600, 0.01, np.float32)}
-    gate = SkipGate(SkipControl(error_bound=0.5, screen=True), state)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    # Execute
-    kept = [yb for _, yb in gate.filter(model, [(xt[i:i + 50], yt[i:i + 50])
-                                               for i in range(0, 600, 50)], torch.arange(600))]
-    # Assert: the fresh selection forward caught all 50 (they arrive first, in one batch)
-    assert torch.equal(torch.cat(kept)[:50], yt[:50]) and len(torch.cat(kept)) < 400
