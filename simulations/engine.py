@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     from flwr.supercore.task_identity import TaskIdentity
 
     from clients.client_app import app as client_app
+    from strategies.grids import StoppableGrid
     from strategies.server_app import preflight, run_federation
 
     if not (PROJECT_ROOT / "pyproject.toml").is_file():
@@ -62,10 +64,11 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
         flwr_logger.setLevel(level)
     summaries: list[dict[str, Any]] = []
     server_app = ServerApp()
+    failed = threading.Event()  # the runtime failed: the ServerApp thread must not wait on
 
     @server_app.main()
     def _main(grid, context) -> None:
-        summaries.append(run_federation(grid, cfg, on_round))
+        summaries.append(run_federation(StoppableGrid(grid, failed), cfg, on_round))
 
     run = Run.create_empty(run_id=_random_id())
     run.primary_task_id = _random_id()
@@ -91,6 +94,9 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
                         client_app=client_app, server_app=server_app, backend_name="ray",
                         backend_config=backend_config, app_dir=str(PROJECT_ROOT), run=run,
                         server_app_context=context, is_app=True, verbose_logging=verbose)
+    except BaseException:
+        failed.set()
+        raise
     finally:
         flwr_logger.setLevel(level)
     if not summaries:

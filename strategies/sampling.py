@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
+from strategies.grids import ForwardingGrid
+
 QUERY = "query.partition"
 
 
@@ -29,34 +31,13 @@ def partition_ids(grid: Grid, timeout: float) -> dict[int, int]:
     return order
 
 
-class PartitionOrderedGrid(Grid):
+class PartitionOrderedGrid(ForwardingGrid):
     """``grid`` with node ids listed by partition id (unknown nodes last, by id)."""
 
     def __init__(self, grid: Grid, partitions: dict[int, int]) -> None:
-        self.grid, self.partitions = grid, partitions
+        super().__init__(grid)
+        self.partitions = partitions
 
     def get_node_ids(self) -> Iterable[int]:
         return sorted(self.grid.get_node_ids(), key=lambda node: (
             node not in self.partitions, self.partitions.get(node, 0), node))
-
-    def set_run(self, run):
-        self.grid.set_run(run)
-
-    @property
-    def run(self):
-        return self.grid.run
-
-    def create_message(self, *args, **kwargs):
-        return self.grid.create_message(*args, **kwargs)
-
-    def get_nodes(self):
-        return self.grid.get_nodes()
-
-    def push_messages(self, messages):
-        return self.grid.push_messages(messages)
-
-    def pull_messages(self, message_ids):
-        return self.grid.pull_messages(message_ids)
-
-    def send_and_receive(self, messages, *, timeout=None):
-        return self.grid.send_and_receive(messages, timeout=timeout)
