@@ -35,6 +35,18 @@ class Resources:
         if self.num_gpus < 0:
             raise ValueError("client-resources-num-gpus must be >= 0")
 
+    def check_fits(self, cpus: int | None, gpus: int) -> None:
+        """Raise unless one client actor fits this machine: Ray would start and then find
+        it cannot host a single client."""
+        if cpus is not None and self.num_cpus > cpus:
+            raise ValueError(f"client-resources-num-cpus={self.num_cpus:g} is more than this "
+                             f"machine's {cpus} CPUs, so Ray could not start one client: "
+                             f"set it to at most {cpus} (1 trains {cpus} clients at a time)")
+        if self.num_gpus > gpus:
+            raise ValueError(f"client-resources-num-gpus={self.num_gpus:g} but torch sees "
+                             f"{gpus} GPU(s) here: set it to 0 on a CPU machine, or to a "
+                             "fraction such as 0.25 to share one GPU among four clients")
+
 
 def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: bool = False,
              on_round: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -52,6 +64,9 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     from strategies.grids import StoppableGrid
     from strategies.server_app import preflight, run_federation
 
+    import torch
+
+    resources.check_fits(os.cpu_count(), torch.cuda.device_count())
     if not (PROJECT_ROOT / "pyproject.toml").is_file():
         raise FileNotFoundError(f"{PROJECT_ROOT}/pyproject.toml not found: run fedlite from a "
                                 "checkout installed with `pip install -e .`")

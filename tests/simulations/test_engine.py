@@ -1,0 +1,30 @@
+"""Per-client resources that no actor could get stop the run before Ray starts."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fedlite.config import RunConfig
+from simulations.engine import Resources, simulate
+
+
+@pytest.mark.parametrize("resources, key", [
+    (Resources(num_cpus=(os.cpu_count() or 1) + 1), "client-resources-num-cpus"),
+    (Resources(num_cpus=1, num_gpus=0.25), "client-resources-num-gpus"),
+])
+def test_resources_no_actor_could_get_are_refused_before_ray_starts(resources, key, tmp_path):
+    if key.endswith("gpus"):
+        torch = pytest.importorskip("torch")
+        if torch.cuda.device_count():
+            pytest.skip("this machine has a GPU")
+    cfg = RunConfig(dataset="digits", num_clients=2, num_rounds=1, results_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=key):
+        simulate(cfg, resources)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_resources_that_fit_pass():
+    Resources(num_cpus=1, num_gpus=0.25).check_fits(cpus=2, gpus=1)
+    Resources(num_cpus=2).check_fits(cpus=2, gpus=0)
