@@ -30,17 +30,20 @@ def run_method(scenario: str, seed: int, quick: bool) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     simulate(loaded.config, loaded.resources, on_round=rounds.append)
     trained = [r for r in rounds if r["round"] >= 1]
-    return {
-        "mean_client_accuracy": round(trained[-1]["client-accuracy-mean"], 4),
-        "std_client_accuracy": round(trained[-1]["client-accuracy-std"], 4),
-        "upload_bytes_per_round": round(sum(r["bytes-up"] for r in trained) / len(trained)),
-        "client_accuracy_per_round": [round(r["client-accuracy-mean"], 4) for r in trained],
-        "mean_client_accuracy_after_train": round(
-            trained[-1]["client-accuracy-after-train-mean"], 4),
-        "std_client_accuracy_after_train": round(
-            trained[-1]["client-accuracy-after-train-std"], 4),
-        "client_accuracy_after_train_per_round": [
-            round(r["client-accuracy-after-train-mean"], 4) for r in trained]}
+
+    def last(key: str) -> float:
+        return round(trained[-1][key], 4)
+
+    def per_round(key: str) -> list[float]:
+        return [round(r[key], 4) for r in trained]
+
+    return {"mean_client_accuracy": last("client-accuracy-mean"),
+            "std_client_accuracy": last("client-accuracy-std"),
+            "upload_bytes_per_round": round(sum(r["bytes-up"] for r in trained) / len(trained)),
+            "client_accuracy_per_round": per_round("client-accuracy-mean"),
+            "mean_client_accuracy_after_train": last("client-accuracy-after-train-mean"),
+            "std_client_accuracy_after_train": last("client-accuracy-after-train-std"),
+            "client_accuracy_after_train_per_round": per_round("client-accuracy-after-train-mean")}
 
 
 def run(quick: bool) -> dict[str, Any]:
