@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from fedlite.config import RunConfig
 from fedlite.continual import augment, memory as mem
-from fedlite.continual.losses import OldHeadKD, PrototypeReplay, TwoTeacherKD, freeze
+from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, ProximalTerm,
+                                      TwoTeacherKD, freeze)
 from fedlite.continual.model import Branch, ContinualNet
 from fedlite.continual.tasks import TaskPlan, task_plan
 from fedlite.data import ClientData
@@ -199,11 +200,18 @@ def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, ser
             kd = TwoTeacherKD(teacher, points if c.method != "finetune" else None,
                               c.kd_temperature)
             # The student's head (the teacher's, fine-tuned) keeps the same anchor to the old head.
-            anchor = [t for t in terms if isinstance(t, OldHeadKD)]
+            student_terms = [kd, *(t for t in terms if isinstance(t, OldHeadKD))]
             # Adaptive only: the baselines' students keep the recipe they were measured with.
-            head_scale = c.student_head_lr_scale if c.method == "adaptive" else 1.0
+            adaptive = c.method == "adaptive"
+            if adaptive and memory is not None and memory.samples is not None \
+                    and c.student_anchor_weight > 0:
+                student_terms.append(PrototypeAnchor(teacher, memory.samples,
+                                                     c.student_anchor_weight))
+            if adaptive and c.student_prox > 0:
+                student_terms.append(ProximalTerm(student.features, c.student_prox))
+            head_scale = c.student_head_lr_scale if adaptive else 1.0
             distilled = train(student, x, y, dataclasses.replace(settings, seed=settings.seed ^ 1),
-                              device=device, task_loss=False, loss_terms=[kd, *anchor],
+                              device=device, task_loss=False, loss_terms=student_terms,
                               make_optimizer=adam(c.student_lr, head_scale))
             metrics |= {"continual-student-loss": distilled.loss,
                         "continual-student-train-accuracy": distilled.accuracy}

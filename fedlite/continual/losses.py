@@ -7,7 +7,10 @@ together and pushes classes apart (seed 004, [0058], [0079]).
 
 ``TwoTeacherKD`` (second model): teacher 1 = the first model's feature extractor/embedding
 (feature MSE + embedding cosine), teacher 2 = its classifier (KL at temperature T), on the
-current batch and on the augmented old-class points.
+current batch and on the augmented old-class points. Two more terms keep the student's
+extractor on the old classes, whose data it never sees again: ``PrototypeAnchor`` matches the
+teacher's features on the stored prototype samples, ``ProximalTerm`` holds the extractor near
+the weights it started the round with.
 """
 
 from __future__ import annotations
@@ -121,6 +124,40 @@ class TwoTeacherKD:
             loss = loss + (1 - F.cosine_similarity(z_sp, z_tp)).mean() \
                 + kl_at(l_sp, l_tp, model.seen, self.temperature)
         return loss
+
+
+class PrototypeAnchor:
+    """The student's extractor matches the teacher's on the stored prototype samples (one real
+    sample per old class): the only old-class inputs a client still has."""
+
+    def __init__(self, teacher: Branch, samples: Tensor, weight: float) -> None:
+        self.teacher, self.samples, self.weight = teacher, samples, weight
+        self.target: Tensor | None = None
+
+    def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        samples = self.samples.to(x.device)
+        if self.target is None:  # the teacher does not change while the student trains
+            with torch.no_grad():
+                self.teacher.eval()
+                self.target = self.teacher.features(samples)
+        f_s = model.features(samples)
+        return self.weight * F.mse_loss(f_s, self.target) \
+            / self.target.pow(2).mean().clamp_min(1e-8)
+
+
+class ProximalTerm:
+    """weight x mean squared distance of ``module``'s parameters from their values at the first
+    call (the round's start, before any step): limits how far new-task data drags them."""
+
+    def __init__(self, module: nn.Module, weight: float) -> None:
+        self.params, self.weight = list(module.parameters()), weight
+        self.start: list[Tensor] | None = None
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        if self.start is None:  # lazily, so the snapshot sits on the training device
+            self.start = [p.detach().clone() for p in self.params]
+        squared = sum((p - q).pow(2).sum() for p, q in zip(self.params, self.start))
+        return self.weight * squared / sum(q.numel() for q in self.start)
 
 
 def freeze(module: nn.Module, frozen: bool) -> None:

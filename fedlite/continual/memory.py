@@ -2,10 +2,11 @@
 from old data.
 
 The prototype is the REAL sample whose embedding lies nearest the class mean in embedding space
-(seed 004, claim 3); memory keeps its representation: the feature vector (the embedding
-module's input, so an adjusted embedding module can re-embed it) and its embedding. The
-PASS-style baseline keeps the class mean of the features instead. All of it lives in the
-client's ``state`` under ``continual/`` (a few KB: classes x 128 floats).
+(seed 004, claim 3); memory keeps the sample and its representation: the feature vector (the
+embedding module's input, so an adjusted embedding module can re-embed it) and its embedding.
+The PASS-style baseline keeps the class mean of the features instead, and no sample. All of it
+lives in the client's ``state`` under ``continual/`` (a few KB a class: 128 + 64 floats and
+the sample, 784 floats for Fashion-MNIST).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fedlite.continual.model import Branch
 
 PREFIX = "continual/"
 KEYS = ("proto-features", "proto-embeddings", "proto-labels")
+SAMPLES = "proto-samples"  # the prototype inputs themselves (adaptive only)
 
 
 @torch.no_grad()
@@ -48,6 +50,7 @@ class Prototypes:
     features: Tensor  # (K, feature_dim)
     embeddings: Tensor  # (K, embed_dim)
     labels: Tensor  # (K,) int64
+    samples: Tensor | None = None  # (K, *input_shape): the real samples (None for PASS means)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -61,7 +64,7 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
     Returns the prototypes, the classes that had no sample (the caller logs and counts them)
     and the PASS radius sqrt(mean_k tr(Sigma_k) / D) of the features (0 without data).
     """
-    feats, embeds, labels, missing, traces = [], [], [], [], []
+    feats, embeds, labels, missing, traces, samples = [], [], [], [], [], []
     y = np.asarray(y)
     for c in classes:
         index = np.flatnonzero(y == c)
@@ -76,6 +79,7 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
             j = nearest_to_mean(z)
             feats.append(f[j])
             embeds.append(z[j])
+            samples.append(torch.as_tensor(x[index[j]]))
         labels.append(int(c))
         if len(index) > 1:
             traces.append(float(f.var(0, unbiased=True).sum()))
@@ -85,25 +89,33 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
         empty = Prototypes(torch.zeros(0, dim), torch.zeros(0, branch.classifier.in_features),
                            torch.zeros(0, dtype=torch.long))
         return empty, missing, radius
-    return (Prototypes(torch.stack(feats), torch.stack(embeds), torch.tensor(labels)),
-            missing, radius)
+    return (Prototypes(torch.stack(feats), torch.stack(embeds), torch.tensor(labels),
+                       torch.stack(samples) if samples else None), missing, radius)
 
 
 def load(state: MutableMapping[str, np.ndarray]) -> Prototypes | None:
     if PREFIX + "proto-labels" not in state:
         return None
     f, z, y = (torch.as_tensor(state[PREFIX + k]) for k in KEYS)
-    return Prototypes(f.float(), z.float(), y.long())
+    samples = state.get(PREFIX + SAMPLES)
+    return Prototypes(f.float(), z.float(), y.long(),
+                      None if samples is None else torch.as_tensor(samples).float())
 
 
 def store(state: MutableMapping[str, np.ndarray], memory: Prototypes) -> None:
     for key, value in zip(KEYS, (memory.features, memory.embeddings, memory.labels)):
         state[PREFIX + key] = value.detach().cpu().numpy().copy()
+    if memory.samples is not None:
+        state[PREFIX + SAMPLES] = memory.samples.detach().cpu().numpy().copy()
+    else:  # never leave samples that belong to another set of labels
+        state.pop(PREFIX + SAMPLES, None)
 
 
 def merge(old: Prototypes | None, new: Prototypes) -> Prototypes:
     if old is None or len(old) == 0:
         return new
+    both = old.samples is not None and new.samples is not None
     return Prototypes(torch.cat([old.features, new.features]),
                       torch.cat([old.embeddings, new.embeddings]),
-                      torch.cat([old.labels, new.labels]))
+                      torch.cat([old.labels, new.labels]),
+                      torch.cat([old.samples, new.samples]) if both else None)

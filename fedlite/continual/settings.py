@@ -35,6 +35,8 @@ class ContinualConfig:
     kd_temperature: float = 2.0
     student_lr: float = 0.003  # Adam, the student only
     student_head_lr_scale: float = 0.1  # adaptive: the student's head (the teacher's) learns slower
+    student_anchor_weight: float = 1.0  # adaptive: student matches the teacher on prototype samples
+    student_prox: float = 100.0  # adaptive: pull of the student's extractor to its round start
     max_samples_per_class: int = 0  # per client and class; 0 = all (sizes a benchmark)
 
     def __post_init__(self) -> None:
@@ -59,6 +61,8 @@ class ContinualConfig:
         require(self.kd_temperature > 0, "kd-temperature", "must be > 0")
         require(self.student_lr > 0, "student-lr", "must be > 0")
         require(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
+        require(self.student_anchor_weight >= 0, "student-anchor-weight", "must be >= 0 (0 = off)")
+        require(self.student_prox >= 0, "student-prox", "must be >= 0 (0 = off)")
         require(self.max_samples_per_class >= 0, "max-samples-per-class", "must be >= 0 (0 = all)")
         if self.tasks:
             from fedlite.continual.tasks import parse_tasks

@@ -46,6 +46,7 @@ def test_prototype_is_the_real_sample_nearest_the_class_mean(digits):
         assert distances[best] <= distances.min() + 1e-6
         torch.testing.assert_close(protos.features[row], f[best])  # a real sample's features
         torch.testing.assert_close(protos.embeddings[row], z[best])
+        torch.testing.assert_close(protos.samples[row], torch.as_tensor(x[y == c][best]))
         assert protos.labels[row] == c
 
 
@@ -58,13 +59,17 @@ def test_class_without_samples_is_reported_not_invented(digits):
 
 
 def test_memory_round_trips_through_state():
-    protos = memory.Prototypes(torch.randn(2, 6), torch.randn(2, 3), torch.tensor([0, 1]))
+    protos = memory.Prototypes(torch.randn(2, 6), torch.randn(2, 3), torch.tensor([0, 1]),
+                               torch.randn(2, 1, 8, 8))
     state: dict[str, np.ndarray] = {}
     memory.store(state, protos)
     back = memory.load(state)
     assert all(k.startswith("continual/") for k in state)
     torch.testing.assert_close(back.features, protos.features)
+    torch.testing.assert_close(back.samples, protos.samples)
     assert back.labels.tolist() == [0, 1]
+    memory.store(state, memory.Prototypes(protos.features, protos.embeddings, protos.labels))
+    assert memory.load(state).samples is None  # PASS-style means carry no sample
 
 
 def test_bounded_offsets_stay_inside_the_range():

@@ -10,7 +10,7 @@ import torch
 from fedlite.config import ConfigError, RunConfig
 from fedlite.continual.client import adam, continual_round, reuse_head
 from fedlite.continual.evaluation import ContinualTracker, check, forgetting
-from fedlite.continual.losses import TwoTeacherKD
+from fedlite.continual.losses import PrototypeAnchor, ProximalTerm, TwoTeacherKD
 from fedlite.continual.tasks import check_holders, parse_tasks, task_plan
 from fedlite.federation import data_for, initial_model, load_arrays, local_round, state_arrays
 from fedlite.train import TrainSettings, train
@@ -112,12 +112,13 @@ def test_federated_tasks_build_memory_and_report_metrics(tmp_path, partition_cac
         metrics = tracker.round_metrics(model, server_round)
     state = states[0]
     # After task 2 began: one prototype per class of tasks 0 and 1, and nothing from old data
-    # beyond them (features, embedding, label), the old head and the vectors.
+    # beyond them (sample, features, embedding, label), the old head and the vectors.
     assert sorted(state["continual/proto-labels"].tolist()) == [0, 1, 2, 3]
+    assert state["continual/proto-samples"].shape == (4, 1, 8, 8)
     assert state["continual/vectors"].shape[:2] == (4, cfg.continual.vectors_per_class)
-    assert {k.split("/")[1] for k in state} == {"proto-features", "proto-embeddings",
-                                                 "proto-labels", "radius", "vectors",
-                                                 "old-head", "task"}
+    assert {k.split("/")[1] for k in state} == {"proto-samples", "proto-features",
+                                                 "proto-embeddings", "proto-labels", "radius",
+                                                 "vectors", "old-head", "task"}
     assert sum(v.nbytes for v in state.values()) < 200_000  # travels in context.state
     assert result.method_metrics["continual-memory-classes"] == 4
     assert set(metrics) >= {"accuracy", "continual/task-2-accuracy", "continual/forgetting",
@@ -200,3 +201,39 @@ def test_the_students_head_learns_at_a_scaled_rate():
     head_ids = {id(p) for p in head["params"]}
     assert head_ids == {id(p) for m in (student.embed, student.classifier) for p in m.parameters()}
     assert len(rest["params"]) + len(head["params"]) == len(list(student.parameters()))
+
+
+def test_proximal_term_is_zero_at_the_start_and_grows_with_the_distance():
+    layer = torch.nn.Linear(3, 2)
+    term = ProximalTerm(layer, weight=100.0)
+    x = torch.zeros(1, 3)
+    assert float(term(layer, x, None, None)) == 0.0  # the first call takes the snapshot
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.1)
+    loss = term(layer, x, None, None)
+    assert float(loss) == pytest.approx(100.0 * 0.01)
+    loss.backward()  # the gradient points back to the start
+    assert all((p.grad > 0).all() for p in layer.parameters())
+
+
+def test_prototype_anchor_trains_only_the_students_extractor_towards_the_teacher(digits):
+    from fedlite.continual.model import ContinualNet
+
+    torch.manual_seed(0)
+    net = ContinualNet((1, 8, 8), 10)
+    samples = torch.as_tensor(digits.train_x[:4])
+    anchor = PrototypeAnchor(net.teacher, samples, weight=1.0)
+    x = torch.as_tensor(digits.train_x[4:36])
+    first = anchor(net.student, x, None, None)
+    first.backward()
+    assert all(p.grad is not None for p in net.student.features.parameters())
+    assert all(p.grad is None for p in net.teacher.parameters())
+    assert all(p.grad is None for m in (net.student.embed, net.student.classifier)
+               for p in m.parameters())
+    optimizer = torch.optim.Adam(net.student.features.parameters(), lr=0.003)
+    for _ in range(50):
+        optimizer.zero_grad()
+        anchor(net.student, x, None, None).backward()
+        optimizer.step()
+    assert float(anchor(net.student, x, None, None)) < 0.5 * float(first)
