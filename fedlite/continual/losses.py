@@ -150,13 +150,14 @@ class ProximalTerm:
     call (the round's start, before any step): limits how far new-task data drags them."""
 
     def __init__(self, module: nn.Module, weight: float) -> None:
-        self.params, self.weight = list(module.parameters()), weight
+        self.module, self.weight = module, weight
         self.start: list[Tensor] | None = None
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
+        params = list(self.module.parameters())
         if self.start is None:  # lazily, so the snapshot sits on the training device
-            self.start = [p.detach().clone() for p in self.params]
-        squared = sum((p - q).pow(2).sum() for p, q in zip(self.params, self.start))
+            self.start = [p.detach().clone() for p in params]
+        squared = sum((p - q).pow(2).sum() for p, q in zip(params, self.start))
         return self.weight * squared / sum(q.numel() for q in self.start)
 
 
