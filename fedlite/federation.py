@@ -120,12 +120,13 @@ class SequentialResult:
     round_seconds: list[float] = field(default_factory=list)
 
 
-def run_sequential_fedavg(cfg: RunConfig, *, on_round: Callable[[int, float, float], None] | None = None
+def run_sequential_fedavg(cfg: RunConfig, *, on_round: Callable[[int, float, float], None] | None = None,
+                          after_round: Callable[[nn.Module, int], None] | None = None
                           ) -> SequentialResult:
     """Plain in-process FedAvg: every client in order, one reused model, a streaming weighted sum.
 
     Samples every client each round (``fraction-train`` = 1), like the Flower run it is
-    compared with.
+    compared with. ``after_round(model, round)`` sees the model holding the new global arrays.
     """
     data = data_for(cfg)
     device = resolve_device(cfg.device)
@@ -147,6 +148,8 @@ def run_sequential_fedavg(cfg: RunConfig, *, on_round: Callable[[int, float, flo
             total += outcome.num_examples
         global_arrays = {k: (v / total).astype(global_arrays[k].dtype) for k, v in summed.items()}
         load_arrays(model, global_arrays)
+        if after_round:
+            after_round(model, server_round)
         _, accuracy = evaluate(model, data.dataset.test_x, data.dataset.test_y, device=device)
         seconds = time.perf_counter() - start  # with central evaluation, as a Flower round
         result.arrays, result.accuracy, result.round_seconds = global_arrays, \

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from fedlite.config import RunConfig
-from simulations.engine import Resources, simulate
 
 METHODS = ("finetune", "pass", "adaptive")
 PNG = Path("docs/benchmarks/continual.png")
@@ -33,6 +32,8 @@ def workload(quick: bool, method: str) -> RunConfig:
 
 
 def run(quick: bool) -> dict[str, Any]:
+    from simulations.engine import Resources, simulate  # deferred: continual_seeds needs no flwr
+
     methods: dict[str, Any] = {}
     for method in METHODS:
         cfg = workload(quick, method)

@@ -91,10 +91,15 @@ def test_sequential_fedavg_learns_and_is_deterministic(small_cfg):
                                    data.dataset.test_y)
     seen = []
     # Execute
-    first = run_sequential_fedavg(small_cfg, on_round=lambda *args: seen.append(args))
+    held = []  # what after_round sees: the model holding the round's global arrays
+    first = run_sequential_fedavg(small_cfg, on_round=lambda *args: seen.append(args),
+                                  after_round=lambda m, r: held.append((r, state_arrays(m))))
     second = run_sequential_fedavg(small_cfg)
     # Assert
     assert len(first.accuracy) == 2 and [r for r, _, _ in seen] == [1, 2]
+    assert [r for r, _ in held] == [1, 2]
+    for key, value in held[-1][1].items():
+        np.testing.assert_array_equal(value, first.arrays[key], err_msg=key)
     assert first.accuracy[-1] > max(0.6, initial_accuracy + 0.3)
     assert first.accuracy == second.accuracy
     assert first.arrays.keys() == state_arrays(initial_model(small_cfg, data)).keys()

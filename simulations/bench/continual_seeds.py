@@ -1,0 +1,55 @@
+"""The continual benchmark's `adaptive` workload on one more seed, in process (sequential FedAvg,
+no Flower or Ray: torch and numpy only), for choosing settings on seeds the benchmark does not
+judge (it runs seed 0). Prints one JSON line: the teacher's and the student's final accuracy,
+their gap, and where the gap comes from (the teacher's head on the student's features, the
+student's head on the teacher's).
+
+    python -m simulations.bench.continual_seeds SEED [KEY=VALUE ...]
+    e.g. python -m simulations.bench.continual_seeds 1 continual.student-prox=0
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+
+from fedlite.config import RunConfig
+from fedlite.continual.evaluation import ContinualTracker
+from fedlite.federation import data_for, run_sequential_fedavg
+from simulations.bench.continual import workload
+from simulations.scenarios import parse_override
+
+
+def head_swap(model, data, seen) -> dict[str, float]:
+    keep = np.isin(data.dataset.test_y, seen)
+    x, y = torch.as_tensor(data.dataset.test_x[keep]), data.dataset.test_y[keep]
+    teacher, student = model.teacher.cpu().eval(), model.student.cpu().eval()
+    with torch.no_grad():
+        f_t, f_s = teacher.features(x), student.features(x)
+        return {name: round(100 * float((head(f)[1].argmax(1).numpy() == y).mean()), 2)
+                for name, head, f in (("teacher_head_on_student_features", teacher.head, f_s),
+                                      ("student_head_on_teacher_features", student.head, f_t))}
+
+
+def main(argv: list[str]) -> dict:
+    seed, overrides = int(argv[0]), dict(parse_override(item) for item in argv[1:])
+    cfg = RunConfig.from_mapping({**workload(False, "adaptive").to_flat(), "seed": seed,
+                                  **overrides})
+    data = data_for(cfg)
+    tracker = ContinualTracker(cfg, data)
+    models = []
+    run_sequential_fedavg(cfg, after_round=lambda m, r: (tracker.round_metrics(m, r),
+                                                        models.append(m)))
+    teacher, student = (tracker.summary()[k] for k in ("teacher", "student"))
+    return {"seed": seed, "overrides": overrides,
+            "teacher_final": round(100 * teacher["final_accuracy"], 2),
+            "student_final": round(100 * student["final_accuracy"], 2),
+            "gap": round(100 * (teacher["final_accuracy"] - student["final_accuracy"]), 2),
+            **head_swap(models[-1], data, tracker.plan.seen_classes(len(tracker.plan.tasks) - 1))}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:])))
