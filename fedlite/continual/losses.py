@@ -135,12 +135,12 @@ class PrototypeAnchor:
         self.target: Tensor | None = None
 
     def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
-        samples = self.samples.to(x.device)
-        if self.target is None:  # the teacher does not change while the student trains
+        if self.target is None:  # once: the teacher does not change while the student trains
+            self.samples = self.samples.to(x.device)
             with torch.no_grad():
                 self.teacher.eval()
-                self.target = self.teacher.features(samples)
-        f_s = model.features(samples)
+                self.target = self.teacher.features(self.samples)
+        f_s = model.features(self.samples)
         return self.weight * F.mse_loss(f_s, self.target) \
             / self.target.pow(2).mean().clamp_min(1e-8)
 

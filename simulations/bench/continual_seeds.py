@@ -12,43 +12,54 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import numpy as np
 import torch
 
 from fedlite.config import RunConfig
 from fedlite.continual.evaluation import ContinualTracker
+from fedlite.continual.model import ContinualNet
+from fedlite.data import FederatedData
 from fedlite.federation import data_for, run_sequential_fedavg
 from simulations.bench.continual import workload
 from simulations.scenarios import parse_override
 
 
-def head_swap(model, data, seen) -> dict[str, float]:
+def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...]) -> dict[str, float]:
+    """Accuracy of each branch's head on the other branch's features, on the seen classes."""
     keep = np.isin(data.dataset.test_y, seen)
-    x, y = torch.as_tensor(data.dataset.test_x[keep]), data.dataset.test_y[keep]
-    teacher, student = model.teacher.cpu().eval(), model.student.cpu().eval()
+    device = next(model.parameters()).device
+    x, y = torch.as_tensor(data.dataset.test_x[keep]).to(device), data.dataset.test_y[keep]
+    teacher, student = model.teacher.eval(), model.student.eval()
     with torch.no_grad():
         f_t, f_s = teacher.features(x), student.features(x)
-        return {name: round(100 * float((head(f)[1].argmax(1).numpy() == y).mean()), 2)
+        return {name: round(100 * float((head(f)[1].argmax(1).cpu().numpy() == y).mean()), 2)
                 for name, head, f in (("teacher_head_on_student_features", teacher.head, f_s),
                                       ("student_head_on_teacher_features", student.head, f_t))}
 
 
-def main(argv: list[str]) -> dict:
+def main(argv: list[str]) -> dict[str, Any]:
     seed, overrides = int(argv[0]), dict(parse_override(item) for item in argv[1:])
     cfg = RunConfig.from_mapping({**workload(False, "adaptive").to_flat(), "seed": seed,
                                   **overrides})
     data = data_for(cfg)
     tracker = ContinualTracker(cfg, data)
-    models = []
-    run_sequential_fedavg(cfg, after_round=lambda m, r: (tracker.round_metrics(m, r),
-                                                        models.append(m)))
+    swaps: dict[str, float] = {}
+
+    def after_round(model: ContinualNet, server_round: int) -> None:
+        tracker.round_metrics(model, server_round)
+        if server_round == cfg.num_rounds:
+            task = tracker.plan.task_of_round(server_round)
+            swaps.update(head_swap(model, data, tracker.plan.seen_classes(task)))
+
+    run_sequential_fedavg(cfg, after_round=after_round)
     teacher, student = (tracker.summary()[k] for k in ("teacher", "student"))
     return {"seed": seed, "overrides": overrides,
             "teacher_final": round(100 * teacher["final_accuracy"], 2),
             "student_final": round(100 * student["final_accuracy"], 2),
             "gap": round(100 * (teacher["final_accuracy"] - student["final_accuracy"]), 2),
-            **head_swap(models[-1], data, tracker.plan.seen_classes(len(tracker.plan.tasks) - 1))}
+            **swaps}
 
 
 if __name__ == "__main__":
