@@ -206,12 +206,16 @@ def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, ser
             if adaptive and memory is not None and memory.samples is not None \
                     and c.student_anchor_weight > 0:
                 student_terms.append(PrototypeAnchor(teacher, memory.samples,
-                                                     c.student_anchor_weight))
+                                                     c.student_anchor_weight, c.kd_temperature))
             if adaptive and c.student_prox > 0:
                 student_terms.append(ProximalTerm(student.features, c.student_prox))
             head_scale = c.student_head_lr_scale if adaptive else 1.0
-            distilled = train(student, x, y, dataclasses.replace(settings, seed=settings.seed ^ 1),
-                              device=device, task_loss=False, loss_terms=student_terms,
+            # More epochs than the teacher: after the teacher's epochs the student's feature
+            # regression is still underfit, and old-class inputs near the head's boundaries flip.
+            student_settings = dataclasses.replace(
+                settings, seed=settings.seed ^ 1, epochs=settings.epochs * c.student_epochs_scale)
+            distilled = train(student, x, y, student_settings, device=device, task_loss=False,
+                              loss_terms=student_terms,
                               make_optimizer=adam(c.student_lr, head_scale))
             metrics |= {"continual-student-loss": distilled.loss,
                         "continual-student-train-accuracy": distilled.accuracy}

@@ -9,8 +9,8 @@ together and pushes classes apart (seed 004, [0058], [0079]).
 (feature MSE + embedding cosine), teacher 2 = its classifier (KL at temperature T), on the
 current batch and on the augmented old-class points. Two more terms keep the student's
 extractor on the old classes, whose data it never sees again: ``PrototypeAnchor`` matches the
-teacher's features on the stored prototype samples, ``ProximalTerm`` holds the extractor near
-the weights it started the round with.
+teacher on the stored prototype samples (features, and logits through the student's head),
+``ProximalTerm`` holds the extractor near the weights it started the round with.
 """
 
 from __future__ import annotations
@@ -127,22 +127,30 @@ class TwoTeacherKD:
 
 
 class PrototypeAnchor:
-    """The student's extractor matches the teacher's on the stored prototype samples (one real
-    sample per old class): the only old-class inputs a client still has."""
+    """The student matches the teacher on the stored prototype samples (one real sample per old
+    class), the only old-class inputs a client still has: its extractor by the teacher's
+    features, its head by the teacher's seen-class logits (KL at ``temperature``) on the
+    student's own detached features, so the head learns where the student's features of the
+    old classes actually fall."""
 
-    def __init__(self, teacher: Branch, samples: Tensor, weight: float) -> None:
+    def __init__(self, teacher: Branch, samples: Tensor, weight: float,
+                 temperature: float) -> None:
         self.teacher, self.samples, self.weight = teacher, samples, weight
-        self.target: Tensor | None = None
+        self.temperature = temperature
+        self.target: tuple[Tensor, Tensor] | None = None
 
     def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
         if self.target is None:  # once: the teacher does not change while the student trains
             self.samples = self.samples.to(x.device)
             with torch.no_grad():
                 self.teacher.eval()
-                self.target = self.teacher.features(self.samples)
+                features = self.teacher.features(self.samples)
+                self.target = features, self.teacher.head(features)[1]
+        f_t, l_t = self.target
         f_s = model.features(self.samples)
-        return self.weight * F.mse_loss(f_s, self.target) \
-            / self.target.pow(2).mean().clamp_min(1e-8)
+        match = F.mse_loss(f_s, f_t) / f_t.pow(2).mean().clamp_min(1e-8)
+        _, l_s = model.head(f_s.detach())
+        return self.weight * (match + kl_at(l_s, l_t, model.seen, self.temperature))
 
 
 class ProximalTerm:

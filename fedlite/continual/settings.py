@@ -34,6 +34,7 @@ class ContinualConfig:
     student: bool = True  # train the smaller second model by two-teacher distillation
     kd_temperature: float = 2.0
     student_lr: float = 0.003  # Adam, the student only
+    student_epochs_scale: int = 2  # the student's local epochs = local-epochs x this
     student_head_lr_scale: float = 0.1  # adaptive: the student's head (the teacher's) learns slower
     student_anchor_weight: float = 1.0  # adaptive: student matches the teacher on prototype samples
     student_prox: float = 100.0  # adaptive: pull of the student's extractor to its round start
@@ -60,6 +61,8 @@ class ContinualConfig:
         require(self.old_kd_weight >= 0, "old-kd-weight", "must be >= 0")
         require(self.kd_temperature > 0, "kd-temperature", "must be > 0")
         require(self.student_lr > 0, "student-lr", "must be > 0")
+        require(self.student_epochs_scale >= 1, "student-epochs-scale",
+                "must be a positive integer (1 = the run's local-epochs)")
         require(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
         require(self.student_anchor_weight >= 0, "student-anchor-weight", "must be >= 0 (0 = off)")
         require(self.student_prox >= 0, "student-prox", "must be >= 0 (0 = off)")

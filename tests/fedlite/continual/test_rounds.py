@@ -217,23 +217,52 @@ def test_proximal_term_is_zero_at_the_start_and_grows_with_the_distance():
     assert all((p.grad > 0).all() for p in layer.parameters())
 
 
-def test_prototype_anchor_trains_only_the_students_extractor_towards_the_teacher(digits):
+def test_prototype_anchor_pulls_the_student_towards_the_teacher_on_the_samples(digits):
     from fedlite.continual.model import ContinualNet
 
     torch.manual_seed(0)
     net = ContinualNet((1, 8, 8), 10)
+    net.set_seen(range(4))
     samples = torch.as_tensor(digits.train_x[:4])
-    anchor = PrototypeAnchor(net.teacher, samples, weight=1.0)
+    anchor = PrototypeAnchor(net.teacher, samples, weight=1.0, temperature=2.0)
     x = torch.as_tensor(digits.train_x[4:36])
     first = anchor(net.student, x, None, None)
     first.backward()
-    assert all(p.grad is not None for p in net.student.features.parameters())
     assert all(p.grad is None for p in net.teacher.parameters())
-    assert all(p.grad is None for m in (net.student.embed, net.student.classifier)
+    assert all(p.grad is not None for m in (net.student.embed, net.student.classifier)
                for p in m.parameters())
-    optimizer = torch.optim.Adam(net.student.features.parameters(), lr=0.003)
+    # The extractor learns from the feature match alone (the head sees detached features).
+    extractor = list(net.student.features.parameters())
+    grads = [p.grad.clone() for p in extractor]
+    with torch.no_grad():
+        target = net.teacher.features(samples)
+    net.zero_grad()
+    (torch.nn.functional.mse_loss(net.student.features(samples), target)
+     / target.pow(2).mean()).backward()
+    assert all(torch.allclose(g, p.grad) for g, p in zip(grads, extractor))
+    optimizer = torch.optim.Adam(net.student.parameters(), lr=0.003)
     for _ in range(50):
         optimizer.zero_grad()
         anchor(net.student, x, None, None).backward()
         optimizer.step()
     assert float(anchor(net.student, x, None, None)) < 0.5 * float(first)
+
+
+def test_the_student_trains_for_its_own_number_of_epochs(tmp_path, partition_cache):
+    def batches(scale: int) -> tuple[int, int]:
+        cfg = cfg_for(tmp_path, **{"continual.student-epochs-scale": scale})
+        data = data_for(cfg)
+        model = initial_model(cfg, data)
+        counts = {"teacher": 0, "student": 0}  # training batches (the student's KD also runs
+        for name in counts:                      # the teacher, in eval mode)
+            getattr(model, name).features.register_forward_hook(
+                lambda module, *_, name=name: counts.__setitem__(
+                    name, counts[name] + module.training))
+        local_round(model, data.client(0), cfg, 1, 0, "cpu", {})
+        return counts["teacher"], counts["student"]
+
+    (teacher_1, student_1), (teacher_3, student_3) = batches(1), batches(3)
+    assert teacher_3 == teacher_1 > 0  # the teacher keeps the run's local-epochs
+    assert student_3 == 3 * student_1
+    with pytest.raises(ConfigError, match="student-epochs-scale"):
+        cfg_for(tmp_path, **{"continual.student-epochs-scale": 0})
