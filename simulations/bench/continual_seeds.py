@@ -1,11 +1,12 @@
 """The continual benchmark's `adaptive` workload on one more seed, in process (sequential FedAvg,
 no Flower or Ray: torch and numpy only), for choosing settings on seeds the benchmark does not
-judge (it runs seed 0). Prints one JSON line: the teacher's and the student's final accuracy,
-their gap, and where the gap comes from (the teacher's head on the student's features, the
-student's head on the teacher's).
+judge (it runs seed 0). Prints one JSON line: the teacher's average incremental accuracy and
+forgetting, the teacher's and the student's final accuracy, their gap, and where the gap comes
+from (the teacher's head on the student's features, the student's head on the teacher's).
 
     python -m simulations.bench.continual_seeds SEED [KEY=VALUE ...]
     e.g. python -m simulations.bench.continual_seeds 1 continual.student-prox=0
+         python -m simulations.bench.continual_seeds 1 continual.method=pass
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     run_sequential_fedavg(cfg, after_round=after_round)
     teacher, student = (tracker.summary()[k] for k in ("teacher", "student"))
     return {"seed": seed, "overrides": overrides,
+            "teacher_aia": round(100 * teacher["average_incremental_accuracy"], 2),
+            "teacher_forgetting": round(100 * teacher["forgetting"], 2),
             "teacher_final": round(100 * teacher["final_accuracy"], 2),
             "student_final": round(100 * student["final_accuracy"], 2),
             "gap": round(100 * (teacher["final_accuracy"] - student["final_accuracy"]), 2),
