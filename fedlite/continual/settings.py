@@ -23,7 +23,7 @@ class ContinualConfig:
     rounds_per_task: int = 2  # num-rounds must equal num-tasks x rounds-per-task
     method: str = "adaptive"
     freeze_extractor: bool = True  # pass/adaptive: after task 0 only embedding + classifier learn
-    radius_scale: float = 0.5  # augmentation range, in units of the PASS radius (x sqrt(dim))
+    radius_scale: float = 0.25  # augmentation range, in units of the PASS radius (x sqrt(dim))
     vectors_per_class: int = 16  # learnable augmentation vectors per old prototype
     augment_steps: int = 20  # Adam steps on the vectors per round, through the old classifier
     augment_lr: float = 0.05
