@@ -67,5 +67,6 @@ def main(argv: list[str]) -> dict[str, Any]:
                    "gap": round(100 * (teacher["final_accuracy"] - student), 2), **swaps}
     return result
 
+
 if __name__ == "__main__":
     print(json.dumps(main(sys.argv[1:])))

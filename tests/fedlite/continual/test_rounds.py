@@ -253,8 +253,9 @@ def test_the_student_trains_for_its_own_number_of_epochs(tmp_path, partition_cac
         cfg = cfg_for(tmp_path, **{"continual.student-epochs-scale": scale})
         data = data_for(cfg)
         model = initial_model(cfg, data)
-        counts = {"teacher": 0, "student": 0}  # training batches (the student's KD also runs
-        for name in counts:                      # the teacher, in eval mode)
+        # Training batches only: the student's distillation also runs the teacher, in eval mode.
+        counts = {"teacher": 0, "student": 0}
+        for name in counts:
             getattr(model, name).features.register_forward_hook(
                 lambda module, *_, name=name: counts.__setitem__(
                     name, counts[name] + module.training))
