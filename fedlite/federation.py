@@ -120,7 +120,8 @@ class SequentialResult:
     round_seconds: list[float] = field(default_factory=list)
 
 
-def run_sequential_fedavg(cfg: RunConfig, *, on_round: Callable[[int, float, float], None] | None = None,
+def run_sequential_fedavg(cfg: RunConfig, *,
+                          on_round: Callable[[int, float, float], None] | None = None,
                           after_round: Callable[[nn.Module, int], None] | None = None
                           ) -> SequentialResult:
     """Plain in-process FedAvg: every client in order, one reused model, a streaming weighted sum.

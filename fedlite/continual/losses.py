@@ -98,6 +98,11 @@ class OldHeadKD:
         return self.weight * kl_at(l_all, l_old, self.old, self.temperature)
 
 
+def relative_mse(student: Tensor, teacher: Tensor) -> Tensor:
+    """Feature MSE over the teacher's mean square: scale-free, so one weight fits every layer."""
+    return F.mse_loss(student, teacher) / teacher.pow(2).mean().clamp_min(1e-8)
+
+
 class TwoTeacherKD:
     def __init__(self, teacher: Branch, points: PointSource | None, temperature: float) -> None:
         self.teacher, self.points, self.temperature = teacher, points, temperature
@@ -111,7 +116,7 @@ class TwoTeacherKD:
         # Teacher 1 trains the student's extractor alone: it learns to map inputs into the
         # teacher's feature space (relative error, scale-free), so the teacher's prototype
         # points are valid student features and the head terms cannot drag it to the new task.
-        loss = F.mse_loss(f_s, f_t) / f_t.pow(2).mean().clamp_min(1e-8)
+        loss = relative_mse(f_s, f_t)
         z_s, l_s = model.head(f_s.detach())
         loss = loss + (1 - F.cosine_similarity(z_s, z_t)).mean() \
             + kl_at(l_s, t_logits, model.seen, self.temperature)
@@ -148,9 +153,9 @@ class PrototypeAnchor:
                 self.target = features, self.teacher.head(features)[1]
         f_t, l_t = self.target
         f_s = model.features(self.samples)
-        match = F.mse_loss(f_s, f_t) / f_t.pow(2).mean().clamp_min(1e-8)
         _, l_s = model.head(f_s.detach())
-        return self.weight * (match + kl_at(l_s, l_t, model.seen, self.temperature))
+        kd = kl_at(l_s, l_t, model.seen, self.temperature)
+        return self.weight * (relative_mse(f_s, f_t) + kd)
 
 
 class ProximalTerm:
