@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from fedlite.train.layout import channels_last, prefers_channels_last
+
 Batch = tuple[Tensor, Tensor]
 
 
@@ -88,7 +90,24 @@ def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
     start = time.perf_counter()
     x, y = torch.as_tensor(x).to(device), torch.as_tensor(y).to(device)
     model.to(device).train()
-    optimizer = (make_optimizer or sgd)(model, settings)
+    with channels_last(model, prefers_channels_last(x, device)):
+        totals = _epochs(model, x, y, settings, gate, loss_terms, task_loss, callbacks,
+                         (make_optimizer or sgd)(model, settings))
+    method_metrics: dict[str, float] = dict(gate.metrics()) if gate is not None else {}
+    for callback in callbacks:
+        method_metrics.update(callback.on_round_end())
+    loss_sum, correct, seen, backprop = totals
+    return TrainResult(num_examples=len(y), loss=loss_sum / max(backprop, 1),
+                       accuracy=correct / max(backprop, 1), samples_seen=int(seen),
+                       samples_backprop=int(backprop), seconds=time.perf_counter() - start,
+                       method_metrics=method_metrics)
+
+
+def _epochs(model: nn.Module, x: Tensor, y: Tensor, settings: TrainSettings,
+            gate: BatchGate | None, loss_terms: Sequence[LossTerm], task_loss: bool,
+            callbacks: Sequence[Callback],
+            optimizer: torch.optim.Optimizer) -> tuple[float, float, float, float]:
+    """The local epochs: (loss sum, correct, samples seen, samples backpropagated)."""
     generator = torch.Generator().manual_seed(settings.seed)
     loss_sum = correct = seen = backprop = 0.0
     for epoch in range(settings.epochs):
@@ -114,13 +133,7 @@ def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
         seen += counter.samples
         for callback in callbacks:
             callback.on_epoch_end(epoch)
-    method_metrics: dict[str, float] = dict(gate.metrics()) if gate is not None else {}
-    for callback in callbacks:
-        method_metrics.update(callback.on_round_end())
-    return TrainResult(num_examples=len(y), loss=loss_sum / max(backprop, 1),
-                       accuracy=correct / max(backprop, 1), samples_seen=int(seen),
-                       samples_backprop=int(backprop), seconds=time.perf_counter() - start,
-                       method_metrics=method_metrics)
+    return loss_sum, correct, seen, backprop
 
 
 def sgd(model: nn.Module, settings: TrainSettings,
@@ -152,11 +165,13 @@ def evaluate(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor, *
     model.to(device).eval()
     x, y = torch.as_tensor(x), torch.as_tensor(y)
     loss_sum = correct = 0.0
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        logits = model(xb)
-        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-        correct += float((logits.argmax(1) == yb).sum())
+    with channels_last(model, prefers_channels_last(x, device)):
+        for start in range(0, len(y), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            yb = y[start:start + batch_size].to(device)
+            logits = model(xb)
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += float((logits.argmax(1) == yb).sum())
     return loss_sum / max(len(y), 1), correct / max(len(y), 1)
 
 
