@@ -1,5 +1,10 @@
 """Framework overhead: one FedAvg workload through Flower's simulation engine and through a
-plain in-process sequential loop (torch on all cores), same data, seeds and rounds."""
+plain in-process sequential loop (torch on all cores), same data, seeds and rounds.
+
+This VM's speed drifts by more than the difference measured (the same round took 11 to 14 s
+within minutes), so the four runs go in a mirrored order, Flower, loop, loop, Flower: each
+side's mean sits at the same point in time and a linear drift cancels. Every figure is the
+mean of its side's two runs; each run's own figures are kept under ``runs``."""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from fedlite.config import RunConfig
 from fedlite.federation import run_sequential_fedavg
 from simulations.engine import Resources, simulate
 
+ORDER = ("flower", "loop", "loop", "flower")
+
 
 def workload(quick: bool) -> RunConfig:
     return RunConfig(num_rounds=3 if quick else 5, num_clients=10 if quick else 20,
@@ -21,8 +28,7 @@ def workload(quick: bool) -> RunConfig:
                      results_dir="results/bench-runs", run_name="overhead")
 
 
-def run(quick: bool) -> dict[str, Any]:
-    cfg = workload(quick)
+def flower_run(cfg: RunConfig) -> dict[str, Any]:
     marks: list[float] = []
     accuracy: list[float] = []
 
@@ -32,31 +38,60 @@ def run(quick: bool) -> dict[str, Any]:
 
     launch = time.perf_counter()
     simulate(cfg, Resources(num_cpus=1), on_round=on_round)
-    flower_seconds = time.perf_counter() - launch
-    flower_rounds = [b - a for a, b in zip(marks[:-1], marks[1:])]  # round r = mark r - mark r-1
-    steady_flower = statistics.median(flower_rounds[1:])
-    startup = (marks[1] - launch) - steady_flower
+    seconds = time.perf_counter() - launch
+    rounds = [b - a for a, b in zip(marks[:-1], marks[1:])]  # round r = mark r - mark r-1
+    steady = statistics.median(rounds[1:])
+    return {"seconds": seconds, "rounds": rounds, "steady": steady,
+            "startup": (marks[1] - launch) - steady, "accuracy": accuracy[-1]}
 
+
+def loop_run(cfg: RunConfig) -> dict[str, Any]:
+    threads = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
-    start = time.perf_counter()
-    loop = run_sequential_fedavg(cfg)
-    loop_seconds = time.perf_counter() - start
-    steady_loop = statistics.median(loop.round_seconds[1:])
+    try:
+        start = time.perf_counter()
+        loop = run_sequential_fedavg(cfg)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    return {"seconds": seconds, "rounds": loop.round_seconds,
+            "steady": statistics.median(loop.round_seconds[1:]), "accuracy": loop.accuracy[-1]}
+
+
+def run(quick: bool) -> dict[str, Any]:
+    cfg = workload(quick)
+    runs = [(side, flower_run(cfg) if side == "flower" else loop_run(cfg)) for side in ORDER]
+    flower = [r for side, r in runs if side == "flower"]
+    loop = [r for side, r in runs if side == "loop"]
+
+    def mean(side: list[dict[str, Any]], key: str) -> float:
+        return round(statistics.fmean(r[key] for r in side), 3)
+
+    steady_flower, steady_loop = mean(flower, "steady"), mean(loop, "steady")
     return {"rounds": cfg.num_rounds, "clients": cfg.num_clients, "dataset": cfg.dataset,
-            "flower_seconds": round(flower_seconds, 3), "loop_seconds": round(loop_seconds, 3),
-            "startup_seconds": round(startup, 3),
-            "steady_round_seconds_flower": round(steady_flower, 3),
-            "steady_round_seconds_loop": round(steady_loop, 3),
+            "order": ", ".join(ORDER),
+            "flower_seconds": mean(flower, "seconds"), "loop_seconds": mean(loop, "seconds"),
+            "startup_seconds": mean(flower, "startup"),
+            "steady_round_seconds_flower": steady_flower,
+            "steady_round_seconds_loop": steady_loop,
             "steady_ratio": round(steady_flower / steady_loop, 3),
-            "round_seconds_flower": [round(s, 3) for s in flower_rounds],
-            "round_seconds_loop": [round(s, 3) for s in loop.round_seconds],
-            "accuracy_flower": accuracy[-1], "accuracy_loop": loop.accuracy[-1],
+            # each Flower run against the loop run next to it in time
+            "steady_ratio_by_pair": [round(f["steady"] / l["steady"], 3)
+                                     for f, l in zip(flower, loop)],
+            "accuracy_flower": flower[0]["accuracy"], "accuracy_loop": loop[0]["accuracy"],
+            "runs": [{"side": side, **_rounded(r)} for side, r in runs],
             "definitions": {
                 "steady_round": "median wall time of rounds 2..R (training, aggregation and "
-                                "central evaluation)",
+                                "central evaluation), mean of the side's two runs",
                 "startup": "wall time from launch to the end of round 1, minus one steady round "
-                           "(Ray start, actor start, data loading in the workers)"},
+                           "(Ray start, actor start, data loading in the workers), mean of "
+                           "the two Flower runs"},
             "goal": {"steady_ratio_max": 0.65, "startup_seconds_max": 15}}
+
+
+def _rounded(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: [round(v, 3) for v in value] if isinstance(value, list) else round(value, 4)
+            for key, value in record.items()}
 
 
 def summary_line(record: dict[str, Any]) -> str:
