@@ -78,8 +78,9 @@ def run(quick: bool) -> dict[str, Any]:
     again = {arm: totals(outcome) for arm, outcome in second.items()}
     seconds_plain = plain["client_seconds"] + again["plain"]["client_seconds"]
     seconds_skip = skip["client_seconds"] + again["skip"]["client_seconds"]
-    after_1 = {arm: totals(runs[arm])["client_seconds_after_round_1"]
-               + again[arm]["client_seconds_after_round_1"] for arm in ("plain", "skip")}
+    after_1 = {arm: first["client_seconds_after_round_1"]
+               + again[arm]["client_seconds_after_round_1"]
+               for arm, first in (("plain", plain), ("skip", skip))}
     result = {
         "rounds": cfg.num_rounds, "clients": cfg.num_clients, "dataset": cfg.dataset,
         "model": cfg.model, "error_bound": ERROR_BOUND,
