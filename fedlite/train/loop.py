@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from fedlite.train.layout import channels_last, prefers_channels_last
+from fedlite.train.sgd import SGD
 
 Batch = tuple[Tensor, Tensor]
 
@@ -63,6 +64,12 @@ class BatchGate(Protocol):
     def metrics(self) -> dict[str, float]: ...
 
 
+class Optimizer(Protocol):
+    """What the loop needs of an optimizer: ``fedlite.train.sgd.SGD`` or any ``torch.optim`` one."""
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+    def step(self) -> None: ...
+
+
 class LossTerm(Protocol):
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor: ...
 
@@ -84,7 +91,7 @@ def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
           settings: TrainSettings, *, device: str | torch.device = "cpu",
           gate: BatchGate | None = None, loss_terms: Sequence[LossTerm] = (),
           task_loss: bool = True, callbacks: Sequence[Callback] = (),
-          make_optimizer: Callable[[nn.Module, TrainSettings], torch.optim.Optimizer] | None = None,
+          make_optimizer: Callable[[nn.Module, TrainSettings], Optimizer] | None = None,
           ) -> TrainResult:
     """Train ``model`` in place for ``settings.epochs`` local epochs and report what it did."""
     start = time.perf_counter()
@@ -106,7 +113,7 @@ def train(model: nn.Module, x: np.ndarray | Tensor, y: np.ndarray | Tensor,
 def _epochs(model: nn.Module, x: Tensor, y: Tensor, settings: TrainSettings,
             gate: BatchGate | None, loss_terms: Sequence[LossTerm], task_loss: bool,
             callbacks: Sequence[Callback],
-            optimizer: torch.optim.Optimizer) -> tuple[float, float, float, float]:
+            optimizer: Optimizer) -> tuple[float, float, float, float]:
     """The local epochs: (loss sum, correct, samples seen, samples backpropagated)."""
     generator = torch.Generator().manual_seed(settings.seed)
     loss_sum = correct = seen = backprop = 0.0
@@ -137,10 +144,10 @@ def _epochs(model: nn.Module, x: Tensor, y: Tensor, settings: TrainSettings,
 
 
 def sgd(model: nn.Module, settings: TrainSettings,
-        params: Iterable | None = None) -> torch.optim.Optimizer:
+        params: Iterable | None = None) -> SGD:
     """SGD with momentum and weight decay; a fresh optimizer per round, as in FedAvg.
     ``params`` (parameter groups) defaults to all of ``model``'s parameters."""
-    return torch.optim.SGD(model.parameters() if params is None else params, lr=settings.lr,
+    return SGD(model.parameters() if params is None else params, lr=settings.lr,
                            momentum=settings.momentum, weight_decay=settings.weight_decay)
 
 
