@@ -1,10 +1,14 @@
-"""Run fedlite's training loop, FedPara layers and backprop skipping once on a GPU, without Flower.
+"""Run fedlite's training loop, FedPara layers, backprop skipping, FSP and continual learning
+once on a GPU, without Flower (sequential FedAvg in process for the last two).
 
 Usage on a machine with CUDA and torch (flwr not needed): PYTHONPATH=. python3 simulations/gpu_check.py
 """
 import json
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from fedlite.data.sources import load_dataset
@@ -13,6 +17,8 @@ from fedlite.train import TrainSettings, train, evaluate
 from fedlite.hadamard import convert, HadamardConv2d, HadamardLinear, PersonalHadamardLinear
 from fedlite.config import RunConfig
 from fedlite.train.skip import skip_gate
+from fedlite.federation import data_for, run_sequential_fedavg
+from fedlite.continual.evaluation import ContinualTracker
 
 out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}
 d = load_dataset("digits")
@@ -52,4 +58,35 @@ for name, layer, x in [
     fn = lambda inp, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (inp,))
     ok[name] = {"params": names, "gradcheck": bool(torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-4, nondet_tol=1e-9))}
 out["gradcheck_cuda"] = ok
+
+
+def sequential(keys: dict, after_round=None) -> tuple[list[float], dict, float]:
+    cfg = RunConfig.from_mapping({"dataset": "digits", "num-clients": 4, "device": "cuda", **keys})
+    t = time.perf_counter()
+    result = run_sequential_fedavg(cfg, after_round=after_round)
+    return [round(a, 4) for a in result.accuracy], result.arrays, round(time.perf_counter() - t, 1)
+
+
+# FSP on cuda: a resnet8 teacher, then resnet14 with one FSP round (stage 1) and CE rounds
+with tempfile.TemporaryDirectory() as tmp:
+    accuracy, arrays, seconds = sequential({"model": "resnet8", "num-rounds": 3, "local-epochs": 2})
+    out["cuda-fsp-teacher-resnet8"] = {"accuracy": accuracy, "seconds": seconds}
+    np.savez(Path(tmp) / "teacher.npz", **arrays)
+    accuracy, _, seconds = sequential({"model": "resnet14", "num-rounds": 3, "local-epochs": 2,
+                                       "fsp.teacher": str(Path(tmp) / "teacher.npz"),
+                                       "fsp.teacher-model": "resnet8", "fsp.stage1-rounds": 1})
+    out["cuda-fsp-student-resnet14"] = {"accuracy (round 1: FSP stage)": accuracy, "seconds": seconds}
+# continual learning on cuda: the continual benchmark's quick workload (digits, 5 tasks)
+from simulations.bench.continual import workload as continual_workload  # noqa: E402
+
+keys = {**continual_workload(True, "adaptive").to_flat(), "device": "cuda", "results-dir": tempfile.gettempdir()}
+cfg = RunConfig.from_mapping(keys)
+tracker = ContinualTracker(cfg, data_for(cfg))
+t = time.perf_counter()
+run_sequential_fedavg(cfg, after_round=lambda model, r: tracker.round_metrics(model, r))
+summary = tracker.summary()
+out["cuda-continual"] = {"seconds": round(time.perf_counter() - t, 1), **{
+    branch: {k: round(summary[branch][k], 4) for k in
+             ("average_incremental_accuracy", "final_accuracy", "forgetting")}
+    for branch in ("teacher", "student") if branch in summary}}
 print(json.dumps(out, indent=1))

@@ -93,9 +93,12 @@ class OldHeadKD:
         if self.points is not None:
             f_all = torch.cat([f_all, self.points(len(y))[0].to(f.device)])
         l_all = model.head(f_all)[1]
-        with torch.no_grad():
-            l_old = self.old_head(f_all)
-        return self.weight * kl_at(l_all, l_old, self.old, self.temperature)
+        return self.weight * kl_at(l_all, self.old_logits(f_all), self.old, self.temperature)
+
+    @torch.no_grad()
+    def old_logits(self, features: Tensor) -> Tensor:
+        # The snapshot is taken on the CPU; it follows the features to the training device.
+        return self.old_head.to(features.device)(features)
 
 
 def relative_mse(student: Tensor, teacher: Tensor) -> Tensor:

@@ -45,3 +45,11 @@ def test_moved_head_is_pulled_back_through_the_embedding_module():
     assert branch.classifier.weight.grad[2:].abs().sum() == 0  # old classes' logits only
     # features enter detached: a student's extractor still learns by feature matching only
     assert all(p.grad is None for p in branch.features.parameters())
+
+
+def test_old_head_follows_the_training_device():
+    """The snapshot is taken on the CPU; training on another device must not mix devices
+    (found on a GPU: 'mat1 is on cuda:0, different from other tensors on cpu'). The meta
+    device stands in for the GPU here: a CPU module given meta inputs raises the same way."""
+    _, kd = _setup()
+    assert kd.old_logits(torch.randn(4, 128, device="meta")).device.type == "meta"
