@@ -118,6 +118,7 @@ class SequentialResult:
     arrays: dict[str, np.ndarray]
     accuracy: list[float] = field(default_factory=list)
     round_seconds: list[float] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)  # the clients' own, summed per round
 
 
 def run_sequential_fedavg(cfg: RunConfig, *,
@@ -137,13 +138,14 @@ def run_sequential_fedavg(cfg: RunConfig, *,
     states: list[dict[str, np.ndarray]] = [{} for _ in range(cfg.num_clients)]
     for server_round in range(1, cfg.num_rounds + 1):
         start = time.perf_counter()
-        total, weights = 0, []
+        total, weights, trained = 0, [], 0.0
         summed: dict[str, np.ndarray] = {}
         for client_id in range(cfg.num_clients):
             load_arrays(model, global_arrays)
             outcome = local_round(model, data.client(client_id), cfg, server_round, client_id,
                                   device, states[client_id])
             weights.append(outcome.num_examples)
+            trained += outcome.seconds
             for key, value in state_arrays(model).items():
                 summed[key] = summed.get(key, 0) + value * float(outcome.num_examples)
             total += outcome.num_examples
@@ -155,6 +157,7 @@ def run_sequential_fedavg(cfg: RunConfig, *,
         seconds = time.perf_counter() - start  # with central evaluation, as a Flower round
         result.arrays, result.accuracy, result.round_seconds = global_arrays, \
             result.accuracy + [accuracy], result.round_seconds + [seconds]
+        result.train_seconds.append(trained)
         if on_round:
             on_round(server_round, accuracy, seconds)
     return result

@@ -97,6 +97,9 @@ def test_sequential_fedavg_learns_and_is_deterministic(small_cfg):
     second = run_sequential_fedavg(small_cfg)
     # Assert
     assert len(first.accuracy) == 2 and [r for r, _, _ in seen] == [1, 2]
+    # the clients' own seconds, summed per round: part of each round's wall time
+    assert len(first.train_seconds) == 2
+    assert all(0 < t <= r for t, r in zip(first.train_seconds, first.round_seconds))
     assert [r for r, _ in held] == [1, 2]
     for key, value in held[-1][1].items():
         np.testing.assert_array_equal(value, first.arrays[key], err_msg=key)
