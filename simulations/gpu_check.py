@@ -19,6 +19,7 @@ from fedlite.config import RunConfig
 from fedlite.train.skip import skip_gate
 from fedlite.federation import data_for, run_sequential_fedavg
 from fedlite.continual.evaluation import ContinualTracker
+from simulations.bench.continual import workload as continual_workload
 
 out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}
 d = load_dataset("digits")
@@ -60,10 +61,10 @@ for name, layer, x in [
 out["gradcheck_cuda"] = ok
 
 
-def sequential(keys: dict, after_round=None) -> tuple[list[float], dict, float]:
+def sequential(keys: dict) -> tuple[list[float], dict, float]:
     cfg = RunConfig.from_mapping({"dataset": "digits", "num-clients": 4, "device": "cuda", **keys})
     t = time.perf_counter()
-    result = run_sequential_fedavg(cfg, after_round=after_round)
+    result = run_sequential_fedavg(cfg)
     return [round(a, 4) for a in result.accuracy], result.arrays, round(time.perf_counter() - t, 1)
 
 
@@ -77,8 +78,6 @@ with tempfile.TemporaryDirectory() as tmp:
                                        "fsp.teacher-model": "resnet8", "fsp.stage1-rounds": 1})
     out["cuda-fsp-student-resnet14"] = {"accuracy (round 1: FSP stage)": accuracy, "seconds": seconds}
 # continual learning on cuda: the continual benchmark's quick workload (digits, 5 tasks)
-from simulations.bench.continual import workload as continual_workload  # noqa: E402
-
 keys = {**continual_workload(True, "adaptive").to_flat(), "device": "cuda", "results-dir": tempfile.gettempdir()}
 cfg = RunConfig.from_mapping(keys)
 tracker = ContinualTracker(cfg, data_for(cfg))

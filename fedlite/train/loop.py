@@ -148,7 +148,7 @@ def sgd(model: nn.Module, settings: TrainSettings,
     """SGD with momentum and weight decay; a fresh optimizer per round, as in FedAvg.
     ``params`` (parameter groups) defaults to all of ``model``'s parameters."""
     return SGD(model.parameters() if params is None else params, lr=settings.lr,
-                           momentum=settings.momentum, weight_decay=settings.weight_decay)
+               momentum=settings.momentum, weight_decay=settings.weight_decay)
 
 
 def scaled_lr_groups(model: nn.Module, scaled: Callable[[str], bool], lr: float,

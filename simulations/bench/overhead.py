@@ -116,5 +116,6 @@ def summary_line(record: dict[str, Any]) -> str:
     return (f"steady round {record['steady_round_seconds_flower']:.2f} s (Flower) vs "
             f"{record['steady_round_seconds_loop']:.2f} s (loop) = {record['steady_ratio']:.2f}x "
             f"(goal <= 0.65; torch's second thread gave the loop "
-            f"{record['second_thread_speedup']:.2f}x), startup {record['startup_seconds']:.1f} s (goal <= 15), accuracy "
-            f"{record['accuracy_flower']:.4f} vs {record['accuracy_loop']:.4f}")
+            f"{record['second_thread_speedup']:.2f}x), startup {record['startup_seconds']:.1f} s "
+            f"(goal <= 15), accuracy {record['accuracy_flower']:.4f} vs "
+            f"{record['accuracy_loop']:.4f}")
