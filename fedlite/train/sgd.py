@@ -56,18 +56,13 @@ class SGD:
             torch._foreach_add_(params, grads, alpha=-group["lr"])
 
     def _momentum(self, params: list[Tensor], grads: list[Tensor], momentum: float) -> list[Tensor]:
-        """buf = grad at the first step, then buf = momentum * buf + grad; returns the bufs."""
-        if all(p in self.state for p in params):
-            bufs = [self.state[p] for p in params]
+        """buf = grad at a parameter's first step, then buf = momentum * buf + grad."""
+        known = [(self.state[p], grad) for p, grad in zip(params, grads) if p in self.state]
+        if known:
+            bufs, known_grads = map(list, zip(*known))
             torch._foreach_mul_(bufs, momentum)
-            torch._foreach_add_(bufs, grads)
-            return bufs
-        bufs = []
+            torch._foreach_add_(bufs, known_grads)
         for p, grad in zip(params, grads):
-            buf = self.state.get(p)
-            if buf is None:
-                buf = self.state[p] = grad.detach().clone()
-            else:
-                buf.mul_(momentum).add_(grad)
-            bufs.append(buf)
-        return bufs
+            if p not in self.state:
+                self.state[p] = grad.detach().clone()
+        return [self.state[p] for p in params]
