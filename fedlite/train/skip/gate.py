@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from fedlite.train.loop import Batch
-from fedlite.train.skip.computation import labeled_confidence, selection_logits
+from fedlite.train.skip.computation import SelectionForward, labeled_confidence
 from fedlite.train.skip.control import SkipControl
 from fedlite.train.skip.memory import ConfidenceMemory
 from fedlite.train.skip.queue import KeptQueue
@@ -59,6 +59,7 @@ class SkipGate:
         self.memory = memory
         fresh = memory is None or memory.fresh
         queue = KeptQueue(self.control.batch_size)
+        select = SelectionForward(model)
         start = 0
         for x, y in batches:
             index = order[start:start + len(y)]
@@ -70,7 +71,7 @@ class SkipGate:
                 yield x, y
                 continue
             if fresh:
-                confidence, grad_norm = labeled_confidence(selection_logits(model, x), y)
+                confidence, grad_norm = labeled_confidence(select(x), y)
                 conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
                 if memory is not None:
                     memory.store(index.numpy(), conf_np, grad_np)
