@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fedlite.train.skip import KeptQueue, labeled_confidence, selection_logits
+from fedlite.train.skip.computation import SelectionForward
 
 
 def test_confidence_is_the_labeled_class_probability_so_confident_mistakes_stay_low():
@@ -49,6 +50,25 @@ def test_selection_forward_leaves_batchnorm_stats_and_dropout_rng_untouched():
     assert model[1].num_batches_tracked == 0
     torch.manual_seed(123)
     torch.testing.assert_close(after, torch.rand(3))
+
+
+def test_selection_forward_built_once_follows_the_models_mode_at_each_call():
+    # Prepare: built while the model is in eval mode (the gate builds one per epoch)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3))
+    select = SelectionForward(model.eval())
+    x = torch.randn(32, 4)
+    model.train()
+    mean_before = model[1].running_mean.clone()
+    torch.manual_seed(7)
+    # Execute
+    train_mode = select(x)
+    after = torch.rand(3)
+    # Assert: still no trace in training mode; in eval mode it is the plain forward
+    torch.testing.assert_close(model[1].running_mean, mean_before)
+    torch.manual_seed(7)
+    torch.testing.assert_close(after, torch.rand(3))
+    assert not torch.allclose(train_mode, model.eval()(x))
+    torch.testing.assert_close(select(x), model(x))
 
 
 def test_queue_yields_full_batches_in_arrival_order_and_flushes_the_rest():
