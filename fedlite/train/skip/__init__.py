@@ -1,7 +1,7 @@
 """Confidence-based backprop skipping with a dynamically chosen threshold (seed 002).
 
 The seed's modules, one component each:
-- computation (210): ``computation.selection_logits`` + ``labeled_confidence`` pick the samples
+- computation (210): ``computation.SelectionForward`` + ``labeled_confidence`` pick the samples
   worth a backward; ``queue.KeptQueue`` gathers them into full batches for the loop's
   forward + backward, which gives the approximate weight gradient;
 - weight update (220): the loop's optimizer step, on the kept samples only (no step when a
@@ -19,7 +19,8 @@ from collections.abc import MutableMapping
 import numpy as np
 
 from fedlite.config import RunConfig
-from fedlite.train.skip.computation import labeled_confidence, selection_logits
+from fedlite.train.skip.computation import (SelectionForward, labeled_confidence,
+                                              selection_logits)
 from fedlite.train.skip.control import SkipControl
 from fedlite.train.skip.gate import SkipGate
 from fedlite.train.skip.queue import KeptQueue
@@ -32,6 +33,6 @@ def skip_gate(cfg: RunConfig, state: MutableMapping[str, np.ndarray] | None) -> 
     return SkipGate(SkipControl.from_run_config(cfg), state) if cfg.skip.enabled else None
 
 
-__all__ = ["ConfidenceHistogram", "KeptQueue", "SkipControl", "SkipGate", "choose_threshold",
-           "dropped_share", "interpolate_gradient", "labeled_confidence", "selection_logits",
-           "skip_gate"]
+__all__ = ["ConfidenceHistogram", "KeptQueue", "SelectionForward", "SkipControl", "SkipGate",
+           "choose_threshold", "dropped_share", "interpolate_gradient", "labeled_confidence",
+           "selection_logits", "skip_gate"]

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fedlite.train.skip import KeptQueue, labeled_confidence, selection_logits
-from fedlite.train.skip.computation import SelectionForward
+from fedlite.train.skip import (KeptQueue, SelectionForward, labeled_confidence,
+                                selection_logits)
 
 
 def test_confidence_is_the_labeled_class_probability_so_confident_mistakes_stay_low():
