@@ -131,9 +131,11 @@ def print_progress(cfg: RunConfig):
 def _list(_: argparse.Namespace) -> int:
     from simulations.scenarios import scenario_names, scenario_path
 
-    for name in scenario_names():
+    names = scenario_names()
+    width = max(map(len, names), default=0) + 2
+    for name in names:
         data = tomllib.loads(scenario_path(name).read_text())
-        print(f"{name:<20} {data.get('description', '')}")
+        print(f"{name:<{width}}{data.get('description', '')}")
     return 0
 
 

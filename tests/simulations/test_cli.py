@@ -135,6 +135,8 @@ def test_list_shows_the_scenarios(capsys):
     names = [line.split()[0] for line in lines]
     assert "default" in names and "digits-smoke" in names
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines), "a scenario lacks a description"
+    starts = {line.index(line.split(maxsplit=1)[1]) for line in lines}
+    assert len(starts) == 1, "descriptions start in one column, after the longest name"
 
 
 def test_keys_prints_every_key(capsys):
