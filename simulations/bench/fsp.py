@@ -144,13 +144,13 @@ def draw(result: dict[str, Any], path: Path) -> Path:
 
 
 def summary_line(record: dict[str, Any]) -> str:
-    def fmt(value: Any) -> str:
-        return "never" if value is None else str(value)
+    def reached(side: str) -> str:
+        rounds = record[f"rounds_to_target_{side}"]
+        if rounds is None:
+            return f"{side} never reached it"
+        return f"{side} in {rounds} rounds / {record[f'client_seconds_to_target_{side}']} client s"
 
-    return (f"target {100 * record['target']:.2f}% (scratch final - 0.5): scratch in "
-            f"{fmt(record['rounds_to_target_scratch'])} rounds / "
-            f"{fmt(record['client_seconds_to_target_scratch'])} client s, progressive in "
-            f"{fmt(record['rounds_to_target_progressive'])} rounds / "
-            f"{fmt(record['client_seconds_to_target_progressive'])} client s "
-            f"(goal <= 1/2 of both; fractions {record.get('rounds_fraction')} and "
-            f"{record.get('client_seconds_fraction')})")
+    fractions = ("" if record.get("rounds_fraction") is None else
+                 f"; fractions {record['rounds_fraction']} and {record['client_seconds_fraction']}")
+    return (f"target {100 * record['target']:.2f}% (scratch final - 0.5): {reached('scratch')}, "
+            f"{reached('progressive')} (goal <= 1/2 of both{fractions})")
