@@ -1,0 +1,21 @@
+"""The skipping benchmark's arithmetic: shares over passes, seconds over rounds."""
+
+import pytest
+
+from simulations.bench.skip import totals
+
+OUTCOME = {"accuracy": [0.5, 0.7, 0.8], "seen": [100, 100, 100], "backprop": [100, 40, 60],
+           "client_seconds": [3.0, 2.0, 1.0]}
+
+
+def test_totals_weigh_the_backprop_fraction_by_samples_and_sum_seconds():
+    result = totals(OUTCOME)
+    assert result["accuracy"] == 0.8
+    assert result["backprop_fraction"] == pytest.approx(200 / 300)
+    assert result["client_seconds"] == 6.0 and result["client_seconds_after_round_1"] == 3.0
+
+
+def test_totals_cut_at_a_round_for_the_sweep():
+    result = totals(OUTCOME, rounds=2)
+    assert result["accuracy"] == 0.7 and result["backprop_fraction"] == pytest.approx(0.7)
+    assert result["client_seconds"] == 5.0
