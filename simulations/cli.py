@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import tomllib
@@ -30,13 +31,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a reader that left shows up here, not as noise at exit
+        return code
     except (ConfigError, FileNotFoundError, ValueError, TimeoutError) as err:
         print(f"fedlite: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fedlite: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left early (`fedlite keys | head`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        return 141  # what a shell reports for a process ended by SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -167,3 +168,14 @@ def test_plot_a_recorded_run(tmp_path, capsys):
 def test_plot_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "rounds.jsonl not found" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    # Execute: like `fedlite keys | head -1`
+    proc = subprocess.Popen([sys.executable, "-m", "simulations.cli", "keys"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before it writes: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    # Assert
+    assert proc.wait(timeout=60) == 141, err  # as if ended by SIGPIPE, the shells' code
+    assert "Traceback" not in err and "Exception ignored" not in err, err
