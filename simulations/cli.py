@@ -146,8 +146,9 @@ def _list(_: argparse.Namespace) -> int:
 
 
 def _keys(_: argparse.Namespace) -> int:
-    for key, value in RunConfig().to_flat().items():
-        print(f"{key} = {value!r}")
+    from simulations.key_help import toml_lines
+
+    print("\n".join(toml_lines(RunConfig().to_flat())))
     return 0
 
 

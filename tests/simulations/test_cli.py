@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 
@@ -12,6 +13,7 @@ from fedlite.config import RunConfig
 from fedlite.data import find_idx_dir
 from fedlite.records import RunRecorder
 from simulations.cli import main
+from simulations.key_help import KEY_HELP
 
 
 def _ray_started() -> bool:
@@ -140,11 +142,16 @@ def test_list_shows_the_scenarios(capsys):
     assert len(starts) == 1, "descriptions start in one column, after the longest name"
 
 
-def test_keys_prints_every_key(capsys):
+def test_keys_prints_every_key_as_toml_a_scenario_can_take(capsys):
     assert main(["keys"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    flat = RunConfig().to_flat()
-    assert out == [f"{key} = {value!r}" for key, value in flat.items()]
+    out = capsys.readouterr().out
+    # Assert: the lines are a [config] table body with every default, each with its help
+    assert tomllib.loads(out) == RunConfig().to_flat()
+    assert all(line.split("# ", 1)[1].strip() for line in out.splitlines())
+
+
+def test_every_key_has_one_line_of_help_and_no_help_is_stale():
+    assert set(KEY_HELP) == set(RunConfig().to_flat())
 
 
 def test_plot_a_recorded_run(tmp_path, capsys):
