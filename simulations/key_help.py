@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 KEY_HELP = {
     # federation
     "num-rounds": "federated rounds to run",
@@ -91,8 +93,6 @@ KEY_HELP = {
 
 def toml_lines(flat: dict[str, object]) -> list[str]:
     """``key = value  # help`` lines that paste into a scenario's ``[config]`` table."""
-    import json
-
     def key(name: str) -> str:
         return json.dumps(name) if "." in name else name
 
