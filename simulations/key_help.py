@@ -93,6 +93,7 @@ KEY_HELP = {
 
 def toml_lines(flat: dict[str, object]) -> list[str]:
     """``key = value  # help`` lines that paste into a scenario's ``[config]`` table."""
+
     def key(name: str) -> str:
         return json.dumps(name) if "." in name else name
 
