@@ -129,9 +129,23 @@ def print_progress(cfg: RunConfig):
         if "bytes-down" in line:
             parts.append(f"down {line['bytes-down'] / 1e6:.2f} MB  up {line['bytes-up'] / 1e6:.2f} MB"
                          f"  replies {line['replies-ok']} ok {line['replies-failed']} failed")
+        parts += method_parts(line)
         parts.append(f"{line['seconds']:.1f} s")
         print("  ".join(parts), flush=True)
     return show
+
+
+def method_parts(line: dict) -> list[str]:
+    """What a method did this round, so a run shows it is on: skipping, FSP's stage."""
+    parts = []
+    if line.get("train/skip-backprop-fraction") is not None:
+        parts.append(f"backprop {_pct(line['train/skip-backprop-fraction'])}"
+                     f"  tau {line['train/skip-threshold']:.2f}")
+    if line.get("stage") is not None:
+        fsp_loss = line.get("train/fsp-loss")
+        parts.append(f"stage {line['stage']}"
+                     + (f"  fsp-loss {fsp_loss:.3f}" if fsp_loss is not None else ""))
+    return parts
 
 
 def _list(_: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import pytest
 from fedlite.config import RunConfig
 from fedlite.data import find_idx_dir
 from fedlite.records import RunRecorder
-from simulations.cli import main
+from simulations.cli import main, method_parts
 from simulations.key_help import KEY_HELP
 
 
@@ -186,3 +186,12 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     # Assert
     assert proc.wait(timeout=60) == 141, err  # as if ended by SIGPIPE, the shells' code
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_progress_shows_what_a_method_did_this_round():
+    plain = {"round": 2, "accuracy": 0.8, "loss": 0.5}
+    skipping = plain | {"train/skip-backprop-fraction": 0.52, "train/skip-threshold": 0.91}
+    fsp = plain | {"stage": 1, "train/fsp-loss": 0.4321}
+    assert method_parts(plain) == []
+    assert method_parts(skipping) == ["backprop 52.00%  tau 0.91"]
+    assert method_parts(fsp) == ["stage 1  fsp-loss 0.432"]
