@@ -1,4 +1,9 @@
-"""Grid wrappers: a grid that forwards everything, and one that gives up when told to.
+"""Grid wrappers: one that forwards everything, one that pulls replies often, and one that
+also gives up when told to.
+
+Flower's ``HttpGrid``, the ServerApp's grid under a SuperLink (deployment), sleeps 3 s between
+pulls for replies, so every round idled 1.5 s on average after its last reply, twice with
+federated evaluation. ``PollingGrid`` pulls every 0.1 s, as Flower's in-memory grid does.
 
 Flower's simulation runs the ServerApp in a thread of its own. When the Simulation Runtime
 fails to start (Ray cannot start, a ClientApp cannot be loaded), that thread would still wait
@@ -48,20 +53,15 @@ class ForwardingGrid(Grid):
         return self.grid.send_and_receive(messages, timeout=timeout)
 
 
-class StoppableGrid(ForwardingGrid):
-    """Waits for replies as Flower's grids do, but raises once ``stop`` is set."""
+class PollingGrid(ForwardingGrid):
+    """Waits for replies as Flower's grids do, pulling every ``poll_seconds``."""
 
-    def __init__(self, grid: Grid, stop: threading.Event, poll_seconds: float = 0.1) -> None:
+    def __init__(self, grid: Grid, poll_seconds: float = 0.1) -> None:
         super().__init__(grid)
-        self.stop, self.poll_seconds = stop, poll_seconds
-
-    def get_node_ids(self) -> Iterable[int]:
-        self._check()  # the wait for nodes polls this
-        return self.grid.get_node_ids()
+        self.poll_seconds = poll_seconds
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:
-        self._check()
         waiting = set(self.push_messages(messages))
         end = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
@@ -70,9 +70,32 @@ class StoppableGrid(ForwardingGrid):
             replies += new
             waiting -= {reply.metadata.reply_to_message_id for reply in new}
             if waiting:
-                self._check()
-                self.stop.wait(self.poll_seconds)
+                self._pause()
         return replies
+
+    def _pause(self) -> None:
+        time.sleep(self.poll_seconds)
+
+
+class StoppableGrid(PollingGrid):
+    """A ``PollingGrid`` that raises once ``stop`` is set."""
+
+    def __init__(self, grid: Grid, stop: threading.Event, poll_seconds: float = 0.1) -> None:
+        super().__init__(grid, poll_seconds)
+        self.stop = stop
+
+    def get_node_ids(self) -> Iterable[int]:
+        self._check()  # the wait for nodes polls this
+        return self.grid.get_node_ids()
+
+    def send_and_receive(self, messages: Iterable[Message], *,
+                         timeout: float | None = None) -> Iterable[Message]:
+        self._check()
+        return super().send_and_receive(messages, timeout=timeout)
+
+    def _pause(self) -> None:
+        self._check()
+        self.stop.wait(self.poll_seconds)
 
     def _check(self) -> None:
         if self.stop.is_set():

@@ -25,6 +25,7 @@ from fedlite.train import fsp
 from fedlite.wire import personalized, split_keys, wire_state
 from strategies.accounting import Accounting
 from strategies.checkpointing import check_resumable, checkpoint_state, resume, shifted
+from strategies.grids import PollingGrid
 from strategies.loading import accepted_arguments, load_strategy
 from strategies.nodes import wait_for_nodes
 from strategies.reliability import Reliability, unwrap
@@ -69,7 +70,7 @@ def preflight(cfg: RunConfig) -> RunConfig:
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    run_federation(grid, preflight(RunConfig.from_mapping(context.run_config)))
+    run_federation(PollingGrid(grid), preflight(RunConfig.from_mapping(context.run_config)))
 
 
 def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The stoppable grid: replies come through as from Flower's grids, and a failed runtime ends
-the wait at once instead of after ``round-timeout``."""
+"""The grid wrappers: replies come through as from Flower's grids, pulled by the wrapper itself
+(never by the wrapped grid's own, slower, wait), and a failed runtime ends the wait at once
+instead of after ``round-timeout``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from strategies.grids import StoppableGrid
+from strategies import server_app
+from strategies.grids import PollingGrid, StoppableGrid
 
 
 class SlowGrid:
@@ -29,6 +31,30 @@ class SlowGrid:
 
     def get_node_ids(self):
         return [1, 2]
+
+    def send_and_receive(self, messages, *, timeout=None):
+        raise AssertionError("the wrapper must pull replies itself (HttpGrid sleeps 3 s here)")
+
+
+def test_polling_grid_pulls_replies_itself_until_all_are_in():
+    grid = PollingGrid(SlowGrid(), poll_seconds=0.001)
+    replies = grid.send_and_receive(["a", "b", "c"], timeout=10)
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["id-0", "id-1", "id-2"]
+
+
+def test_polling_grid_timeout_returns_what_came():
+    assert PollingGrid(SlowGrid(silent=True), poll_seconds=0.01).send_and_receive(
+        ["a"], timeout=0.05) == []
+
+
+def test_the_server_app_runs_the_federation_on_a_polling_grid(monkeypatch):
+    # Under a SuperLink the ServerApp gets Flower's HttpGrid, which waits 3 s between pulls.
+    seen = []
+    monkeypatch.setattr(server_app, "preflight", lambda cfg: cfg)
+    monkeypatch.setattr(server_app, "run_federation", lambda grid, cfg: seen.append(grid))
+    flower_grid = SlowGrid()
+    server_app.main(flower_grid, SimpleNamespace(run_config={}))
+    assert isinstance(seen[0], PollingGrid) and seen[0].grid is flower_grid
 
 
 def test_replies_come_through_until_all_are_in():
