@@ -2,8 +2,9 @@
 also gives up when told to.
 
 Flower's ``HttpGrid``, the ServerApp's grid under a SuperLink (deployment), sleeps 3 s between
-pulls for replies, so every round idled 1.5 s on average after its last reply, twice with
-federated evaluation. ``PollingGrid`` pulls every 0.1 s, as Flower's in-memory grid does.
+pulls for replies: each send waited 1.5 s on average past its last reply (what that costs a
+deployed round: docs/DEPLOY.md). ``PollingGrid`` pulls every 0.1 s, as Flower's in-memory grid
+does.
 
 Flower's simulation runs the ServerApp in a thread of its own. When the Simulation Runtime
 fails to start (Ray cannot start, a ClientApp cannot be loaded), that thread would still wait
