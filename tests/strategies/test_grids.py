@@ -36,15 +36,21 @@ class SlowGrid:
         raise AssertionError("the wrapper must pull replies itself (HttpGrid sleeps 3 s here)")
 
 
-def test_polling_grid_pulls_replies_itself_until_all_are_in():
-    grid = PollingGrid(SlowGrid(), poll_seconds=0.001)
+# Both wrappers pull replies themselves; StoppableGrid only adds the stop check.
+WRAPPERS = {"polling": lambda grid, poll: PollingGrid(grid, poll),
+            "stoppable": lambda grid, poll: StoppableGrid(grid, threading.Event(), poll)}
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS.values(), ids=WRAPPERS.keys())
+def test_replies_come_through_until_all_are_in(wrap):
+    grid = wrap(SlowGrid(), 0.001)
     replies = grid.send_and_receive(["a", "b", "c"], timeout=10)
     assert sorted(r.metadata.reply_to_message_id for r in replies) == ["id-0", "id-1", "id-2"]
 
 
-def test_polling_grid_timeout_returns_what_came():
-    assert PollingGrid(SlowGrid(silent=True), poll_seconds=0.01).send_and_receive(
-        ["a"], timeout=0.05) == []
+@pytest.mark.parametrize("wrap", WRAPPERS.values(), ids=WRAPPERS.keys())
+def test_timeout_returns_what_came(wrap):
+    assert wrap(SlowGrid(silent=True), 0.01).send_and_receive(["a"], timeout=0.05) == []
 
 
 def test_the_server_app_runs_the_federation_on_a_polling_grid(monkeypatch):
@@ -55,17 +61,6 @@ def test_the_server_app_runs_the_federation_on_a_polling_grid(monkeypatch):
     flower_grid = SlowGrid()
     server_app.main(flower_grid, SimpleNamespace(run_config={}))
     assert isinstance(seen[0], PollingGrid) and seen[0].grid is flower_grid
-
-
-def test_replies_come_through_until_all_are_in():
-    grid = StoppableGrid(SlowGrid(), threading.Event(), poll_seconds=0.001)
-    replies = grid.send_and_receive(["a", "b", "c"], timeout=10)
-    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["id-0", "id-1", "id-2"]
-
-
-def test_timeout_returns_what_came():
-    grid = StoppableGrid(SlowGrid(silent=True), threading.Event(), poll_seconds=0.01)
-    assert grid.send_and_receive(["a"], timeout=0.05) == []
 
 
 def test_a_stopped_runtime_ends_the_wait_at_once():
