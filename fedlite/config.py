@@ -47,6 +47,9 @@ class SkipConfig:
     # a fresh selection forward every n-th local epoch; in between each sample's last
     # confidence is reused (Stale-SB). 1 = the seed: a selection forward for every mini-batch
     selection_every: int = 1
+    # rounds at the start of the run that skip nothing while the histogram accumulates; the
+    # first round always does (no threshold yet), so 0 and 1 behave alike
+    warmup_rounds: int = 0
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.error_bound < 1.0, "skip.error-bound",
@@ -59,6 +62,9 @@ class SkipConfig:
         _require(isinstance(self.selection_every, int) and self.selection_every >= 1,
                  "skip.selection-every",
                  "must be a positive integer (1: a selection forward for every mini-batch)")
+        _require(isinstance(self.warmup_rounds, int) and self.warmup_rounds >= 0,
+                 "skip.warmup-rounds",
+                 "must be a whole number of rounds >= 0 (0: skip from the first threshold on)")
 
 
 @dataclass(frozen=True)

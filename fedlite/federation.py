@@ -84,7 +84,7 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
         with term:  # labels play no part in stage 1, so neither does skipping
             return train(model, client.train_x, client.train_y, settings, device=device,
                          loss_terms=[term], task_loss=False, callbacks=[term])
-    gate = skip_gate(cfg, state)  # None unless skip.enabled
+    gate = skip_gate(cfg, state, server_round)  # None unless skip.enabled
     scale = cfg.fedpara.local_lr_scale  # pFedPara's personal factors (1: plain SGD)
     return train(model, client.train_x, client.train_y, settings, device=device, gate=gate,
                  callbacks=() if gate is None else [gate],

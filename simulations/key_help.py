@@ -42,6 +42,7 @@ KEY_HELP = {
     "skip.bins": "confidence bins over [0, 1]; the threshold is one of their edges",
     "skip.period": "re-choose the threshold every epoch or every round",
     "skip.selection-every": "fresh selection forward every n-th epoch (1 = every mini-batch)",
+    "skip.warmup-rounds": "the run's first n rounds skip nothing (the histogram still fills)",
     # FedPara (docs/FEDPARA.md)
     "fedpara.mode": "none, fedpara, pfedpara or lowrank",
     "fedpara.gamma": "rank rule's gamma in [0, 1]: 0 = minimal rank, 1 = dense-sized",

@@ -28,9 +28,12 @@ from fedlite.train.skip.threshold import (ConfidenceHistogram, choose_threshold,
                                           interpolate_gradient)
 
 
-def skip_gate(cfg: RunConfig, state: MutableMapping[str, np.ndarray] | None) -> SkipGate | None:
+def skip_gate(cfg: RunConfig, state: MutableMapping[str, np.ndarray] | None,
+              server_round: int | None = None) -> SkipGate | None:
     """The gate a run config asks for (``skip.enabled``), or None for plain training."""
-    return SkipGate(SkipControl.from_run_config(cfg), state) if cfg.skip.enabled else None
+    if not cfg.skip.enabled:
+        return None
+    return SkipGate(SkipControl.from_run_config(cfg), state, server_round)
 
 
 __all__ = ["ConfidenceHistogram", "KeptQueue", "SelectionForward", "SkipControl", "SkipGate",

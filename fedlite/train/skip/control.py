@@ -21,11 +21,12 @@ class SkipControl:
     error_bound: float = 0.1  # epsilon: share of estimated gradient mass that may be dropped
     period: str = "round"  # "epoch" or "round": when tau is re-chosen
     selection_every: int = 1  # fresh selection forward every n-th local epoch (1: the seed)
+    warmup_rounds: int = 0  # the run's first rounds skip nothing; the histogram accumulates
 
     def __post_init__(self) -> None:
         # One source of validation: the run-config section, whose errors name the key.
         SkipConfig(enabled=True, error_bound=self.error_bound, bins=self.bins, period=self.period,
-                   selection_every=self.selection_every)
+                   selection_every=self.selection_every, warmup_rounds=self.warmup_rounds)
         if self.batch_size < 1:
             raise ConfigError("run config `batch-size`: must be a positive integer")
 
@@ -33,7 +34,8 @@ class SkipControl:
     def from_run_config(cls, cfg: RunConfig) -> SkipControl:
         return cls(batch_size=cfg.batch_size, bins=cfg.skip.bins,
                    error_bound=cfg.skip.error_bound, period=cfg.skip.period,
-                   selection_every=cfg.skip.selection_every)
+                   selection_every=cfg.skip.selection_every,
+                   warmup_rounds=cfg.skip.warmup_rounds)
 
     def bin_of(self, confidence: np.ndarray) -> np.ndarray:
         """Bin index of each confidence; 1.0 falls in the top bin."""

@@ -5,7 +5,9 @@ histogram (CF accumulation) -> keep the samples with confidence <= tau, queue th
 batches, and hand those to the loop, whose forward + backward + optimizer step are the
 approximate gradient and the weight update. While tau >= 1 nothing can be skipped, so the
 confidences come from the training forward instead of a selection forward; with
-``selection_every > 1`` most epochs reuse remembered confidences (``memory``). A batch where
+``selection_every > 1`` most epochs reuse remembered confidences (``memory``). In the run's
+first ``warmup_rounds`` rounds nothing is skipped either, while the histogram accumulates: the
+first threshold then comes from a model that has stopped changing fast. A batch where
 every sample is skipped yields nothing (no step) and is counted. At the end of each period
 (an epoch or the round) tau is re-chosen from the histogram (linear interpolation + threshold
 decision).
@@ -38,11 +40,13 @@ class SkipGate:
     """A ``BatchGate`` and a ``Callback``: pass it to ``train`` as both."""
 
     def __init__(self, control: SkipControl,
-                 state: MutableMapping[str, np.ndarray] | None = None) -> None:
+                 state: MutableMapping[str, np.ndarray] | None = None,
+                 server_round: int | None = None) -> None:
         self.control = control
         self.state = {} if state is None else state
         # Before the first period ends there is no histogram: skip nothing (a natural warm-up).
         self.threshold = float(self.state.get(THRESHOLD, np.ones(1))[0])
+        self.warming_up = server_round is not None and server_round <= control.warmup_rounds
         self.period = ConfidenceHistogram(control.bins)  # CF accumulation for the next tau
         self.epoch = ConfidenceHistogram(control.bins)  # this epoch only, for the metrics
         self.seen = self.kept = 0
@@ -64,7 +68,7 @@ class SkipGate:
         for x, y in batches:
             index = order[start:start + len(y)]
             start += len(y)
-            if self.threshold >= 1.0:
+            if self.in_force >= 1.0:
                 # Nothing can be skipped: the training forward's logits (``observe``) give
                 # the same confidences as a selection forward would, at no cost.
                 self._pending = (index, True)
@@ -119,8 +123,13 @@ class SkipGate:
         self.grad_total += float(grad_norm.sum())
         self.grad_dropped += float(grad_norm[~keep].sum())
 
+    @property
+    def in_force(self) -> float:
+        """The threshold this batch is judged by: 1 (skip nothing) while warming up."""
+        return 1.0 if self.warming_up else self.threshold
+
     def metrics(self) -> dict[str, float]:
-        return {"skip-threshold": _mean(self.epoch_thresholds, self.threshold),
+        return {"skip-threshold": _mean(self.epoch_thresholds, self.in_force),
                 "skip-backprop-fraction": self.kept / self.seen if self.seen else 1.0,
                 "skip-estimated-error": _mean(self.epoch_estimates, 0.0),
                 # the same share measured on the proxy itself, sample by sample
@@ -130,8 +139,8 @@ class SkipGate:
     # -- Callback -----------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int) -> None:
         estimate = interpolate_gradient(self.epoch.counts, self.epoch.grad_sums)
-        self.epoch_thresholds.append(self.threshold)
-        self.epoch_estimates.append(dropped_share(self.epoch.counts, estimate, self.threshold))
+        self.epoch_thresholds.append(self.in_force)
+        self.epoch_estimates.append(dropped_share(self.epoch.counts, estimate, self.in_force))
         self.epoch.reset()
         if self.control.period == "epoch":
             self._choose()

@@ -21,11 +21,14 @@ def test_keys_coerce_from_strings():
     control = SkipControl.from_run_config(cfg)
     assert (control.error_bound, control.bins, control.period) == (0.2, 20, "epoch")
     assert skip_gate(cfg, {}) is not None
+    warm = RunConfig.from_mapping({"skip.enabled": "true", "skip.warmup-rounds": "2"})
+    assert SkipControl.from_run_config(warm).warmup_rounds == 2
 
 
 @pytest.mark.parametrize(("key", "value"), [
     ("skip.error-bound", 1.0), ("skip.error-bound", -0.1), ("skip.error-bound", "nan"),
     ("skip.bins", 0), ("skip.bins", -3), ("skip.period", "batch"), ("skip.period", "3"),
+    ("skip.warmup-rounds", -1), ("skip.warmup-rounds", 1.5),
 ])
 def test_bad_values_name_their_key(key, value):
     with pytest.raises(ConfigError, match=f"run config `{key}`"):

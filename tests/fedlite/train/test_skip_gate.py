@@ -119,6 +119,23 @@ def test_state_persists_threshold_and_period_statistics(digits):
     assert 0 < second.method_metrics["skip-estimated-error"] <= 0.5
 
 
+def test_warmup_rounds_skip_nothing_but_still_choose_the_next_threshold(digits):
+    # Prepare: a trained model and a threshold in force that would skip most samples
+    model, _ = _train(digits, settings=TrainSettings(epochs=5, batch_size=32, lr=0.05))
+    control = SkipControl(error_bound=0.3, bins=10, warmup_rounds=2)
+    state = {"skip/threshold": np.array([0.5])}
+    # Execute: round 2 is still a warm-up round, round 3 is not
+    _, warm = _train(digits, SkipGate(control, state, server_round=2), model=model)
+    tau = float(state["skip/threshold"][0])
+    _, after = _train(digits, SkipGate(control, state, server_round=3), model=model)
+    # Assert: nothing skipped while warming up, yet its histogram chose the next tau
+    assert warm.samples_backprop == warm.samples_seen == 1200
+    assert warm.method_metrics["skip-threshold"] == 1.0
+    assert state["skip/counts"].sum() > 0 and tau < 1.0
+    assert after.method_metrics["skip-threshold"] == tau
+    assert after.samples_backprop < after.samples_seen
+
+
 def test_local_round_attaches_the_gate_only_when_enabled(digits):
     # Prepare
     from fedlite.data import ClientData
