@@ -81,7 +81,7 @@ class SkipGate:
                     memory.store(index.numpy(), conf_np, grad_np)
             else:
                 conf_np, grad_np = memory.lookup(index.numpy())
-            keep_np = ~(conf_np > self.threshold)  # a NaN confidence (diverged model) is kept
+            keep_np = ~(conf_np > self.in_force)  # a NaN confidence (diverged model) is kept
             self._account(conf_np, grad_np, keep_np)
             keep = torch.from_numpy(keep_np)
             if keep_np.all():
