@@ -20,7 +20,7 @@ from fedlite.hadamard.convert import ConversionReport
 from fedlite.hadamard.settings import apply as apply_fedpara, local_factor_sgd
 from fedlite.models import build_model
 from fedlite.train import TrainResult, TrainSettings, evaluate, train
-from fedlite.train.fsp import fsp_term, round_lr
+from fedlite.train.fsp import fsp_term, round_lr, stage1_optimizer
 from fedlite.train.skip import skip_gate
 
 
@@ -83,7 +83,8 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
     if term is not None:
         with term:  # labels play no part in stage 1, so neither does skipping
             return train(model, client.train_x, client.train_y, settings, device=device,
-                         loss_terms=[term], task_loss=False, callbacks=[term])
+                         loss_terms=[term], task_loss=False, callbacks=[term],
+                         make_optimizer=stage1_optimizer(cfg))
     gate = skip_gate(cfg, state, server_round)  # None unless skip.enabled
     scale = cfg.fedpara.local_lr_scale  # pFedPara's personal factors (1: plain SGD)
     return train(model, client.train_x, client.train_y, settings, device=device, gate=gate,

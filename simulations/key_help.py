@@ -82,6 +82,7 @@ KEY_HELP = {
     "fsp.teacher-model": "the teacher's architecture, e.g. resnet8",
     "fsp.stage1-rounds": "rounds of stage 1 (FSP loss only) before cross-entropy",
     "fsp.lr": "stage-1 learning rate",
+    "fsp.optimizer": "stage-1 optimizer: sgd (the run's momentum) or adam (e.g. fsp.lr=0.001)",
     # personalization
     "local-modules": "module names kept on each client (FedPer: fc2)",
     "federated": "false = Local: every client trains alone, nothing on the wire",

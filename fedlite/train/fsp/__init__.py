@@ -11,7 +11,8 @@ Stage 2 is plain training from the stage-1 weights: the federation just keeps go
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,6 +22,7 @@ from fedlite.train.fsp.matrix import fsp_loss, fsp_matrices, fsp_matrix
 from fedlite.train.fsp.settings import FspConfig
 from fedlite.train.fsp.teacher import checkpoint_path, load_teacher
 from fedlite.train.fsp.term import FspTerm, sections_of
+from fedlite.train.loop import TrainSettings
 
 if TYPE_CHECKING:  # fedlite.config imports this package to declare the section
     from fedlite.config import RunConfig
@@ -33,6 +35,19 @@ def round_lr(cfg: RunConfig, server_round: int) -> float:
     if stage == 1:
         return cfg.fsp.lr
     return cfg.lr_at(server_round - (cfg.fsp.stage1_rounds if stage == 2 else 0))
+
+
+def stage1_optimizer(cfg: RunConfig) -> Callable[[nn.Module, TrainSettings], Any] | None:
+    """Stage 1's optimizer factory for ``train``: None keeps the loop's SGD; ``adam`` is
+    ``torch.optim.Adam`` at the round's lr (``fsp.lr``)."""
+    if cfg.fsp.optimizer == "sgd":
+        return None
+
+    def adam(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=settings.lr,
+                                weight_decay=settings.weight_decay)
+
+    return adam
 
 
 def fsp_term(cfg: RunConfig, student: nn.Module, server_round: int, input_shape: tuple[int, ...],
@@ -76,4 +91,4 @@ def preflight(cfg: RunConfig, student: nn.Module, input_shape: tuple[int, ...]) 
 
 __all__ = ["FspConfig", "FspTerm", "check_chain", "checkpoint_path", "choose_intermediates",
            "fsp_loss", "fsp_matrices", "fsp_matrix", "fsp_term", "load_teacher", "preflight",
-           "resnet_depth", "round_lr"]
+           "resnet_depth", "round_lr", "stage1_optimizer"]

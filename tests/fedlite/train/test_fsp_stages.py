@@ -9,7 +9,8 @@ import torch
 
 from fedlite.config import ConfigError, RunConfig
 from fedlite.federation import data_for, initial_model, local_round, state_arrays
-from fedlite.train.fsp import FspTerm, load_teacher, preflight, round_lr
+from fedlite.train import TrainSettings
+from fedlite.train.fsp import FspTerm, load_teacher, preflight, round_lr, stage1_optimizer
 
 BASE = {"dataset": "digits", "num-clients": 2, "partitioner": "iid", "model": "resnet8",
         "num-rounds": 3, "client-train-size": 120}
@@ -37,10 +38,11 @@ def test_stage_comes_from_the_round_and_stage_2_restarts_the_schedule():
     assert [round_lr(cfg, r) for r in (1, 2, 3, 4)] == [0.01, 0.01, 0.1, 0.05]
 
 
-def test_stage_1_lowers_the_fsp_loss_on_digits(tmp_path):
+@pytest.mark.parametrize("optimizer", [{}, {"fsp.optimizer": "adam", "fsp.lr": 0.001}])
+def test_stage_1_lowers_the_fsp_loss_on_digits(tmp_path, optimizer):
     teacher = save_teacher(tmp_path)
     cfg = RunConfig.from_mapping({**BASE, "fsp.teacher": str(teacher), "fsp.stage1-rounds": 2,
-                                  "local-epochs": 2})
+                                  "local-epochs": 2, **optimizer})
     data = data_for(cfg)
     model = initial_model(cfg, data)
     first = local_round(model, data.client(0), cfg, 1, 0)
@@ -90,6 +92,17 @@ def test_teacher_of_another_architecture_names_a_layer_and_both_shapes(tmp_path)
         preflight(cfg, model, (1, 8, 8))
     with pytest.raises(ValueError, match="does not match fsp.teacher-model='resnet14'"):
         load_teacher(save_teacher(tmp_path), "resnet14", (1, 8, 8), 10)
+
+
+def test_stage_1_optimizer_is_the_loops_sgd_or_adam():
+    assert stage1_optimizer(RunConfig()) is None
+    cfg = RunConfig.from_mapping({"fsp.teacher": "t", "fsp.optimizer": "adam", "fsp.lr": 1e-3})
+    model = torch.nn.Linear(2, 2)
+    optimizer = stage1_optimizer(cfg)(model, TrainSettings(lr=round_lr(cfg, 1)))
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.param_groups[0]["lr"] == 1e-3
+    with pytest.raises(ConfigError, match="`fsp.optimizer`"):
+        RunConfig.from_mapping({"fsp.optimizer": "rmsprop"})
 
 
 def test_zero_length_stages_are_rejected(tmp_path):
