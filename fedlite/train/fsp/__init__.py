@@ -12,7 +12,7 @@ Stage 2 is plain training from the stage-1 weights: the federation just keeps go
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from fedlite.train.fsp.matrix import fsp_loss, fsp_matrices, fsp_matrix
 from fedlite.train.fsp.settings import FspConfig
 from fedlite.train.fsp.teacher import checkpoint_path, load_teacher
 from fedlite.train.fsp.term import FspTerm, sections_of
-from fedlite.train.loop import TrainSettings
+from fedlite.train.loop import Optimizer, TrainSettings
 
 if TYPE_CHECKING:  # fedlite.config imports this package to declare the section
     from fedlite.config import RunConfig
@@ -37,13 +37,14 @@ def round_lr(cfg: RunConfig, server_round: int) -> float:
     return cfg.lr_at(server_round - (cfg.fsp.stage1_rounds if stage == 2 else 0))
 
 
-def stage1_optimizer(cfg: RunConfig) -> Callable[[nn.Module, TrainSettings], Any] | None:
+def stage1_optimizer(cfg: RunConfig) -> Callable[[nn.Module, TrainSettings], Optimizer] | None:
     """Stage 1's optimizer factory for ``train``: None keeps the loop's SGD; ``adam`` is
-    ``torch.optim.Adam`` at the round's lr (``fsp.lr``)."""
+    ``torch.optim.Adam`` at the round's lr (``fsp.lr``). Its first use in a process imports
+    ``torch._dynamo`` (about 2 s, once per worker), which the loop's own SGD avoids."""
     if cfg.fsp.optimizer == "sgd":
         return None
 
-    def adam(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    def adam(model: nn.Module, settings: TrainSettings) -> Optimizer:
         return torch.optim.Adam(model.parameters(), lr=settings.lr,
                                 weight_decay=settings.weight_decay)
 
