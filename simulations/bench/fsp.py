@@ -20,6 +20,8 @@ from simulations.chain import run_chain, with_keys
 from simulations.engine import Resources, simulate
 
 TARGET_MODEL, INTERMEDIATES, TEACHER_MODEL = "resnet20", ["resnet14"], "resnet8"
+# the direct arm's stage 1: 3 Adam rounds beat 1 on held-out seed 1 (docs/BENCHMARKS.md)
+DIRECT_STAGE1_ROUNDS = 3
 CLIENT_TRAIN_SIZE = 1000
 PNG = Path("docs/benchmarks/fsp.png")
 
@@ -61,6 +63,32 @@ def first_round(accuracy: list[float], target: float) -> int | None:
     return next((i + 1 for i, a in enumerate(accuracy) if a is not None and a >= target), None)
 
 
+def total(values: list[float]) -> float:
+    return round(sum(values), 2)
+
+
+def reach(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """Rounds and seconds until the last network first reaches ``target``, counting every
+    round of the networks before it; None when it never does."""
+    before, last = runs[:-1], runs[-1]["series"]
+    hit = first_round(last["accuracy"], target)
+    out: dict[str, Any] = {"rounds_to_target": None if hit is None else hit + sum(
+        len(r["series"]["accuracy"]) for r in before)}
+    for key in ("client_seconds", "wall_seconds"):
+        out[f"{key}_to_target"] = None if hit is None else total(
+            [s for r in before for s in r["series"][key]] + last[key][:hit])
+    return out
+
+
+def fraction_of_scratch(reached: dict[str, Any], hit_scratch: int | None,
+              scratch_seconds: dict[str, float | None]) -> dict[str, float]:
+    if not (hit_scratch and reached["rounds_to_target"]):
+        return {}
+    return {"rounds_fraction": round(reached["rounds_to_target"] / hit_scratch, 4),
+            "client_seconds_fraction": round(reached["client_seconds_to_target"]
+                                             / scratch_seconds["client_seconds"], 4)}
+
+
 def run(quick: bool) -> dict[str, Any]:
     work = workload(quick)
     cfg, rounds = work["config"], work["rounds"]
@@ -75,20 +103,22 @@ def run(quick: bool) -> dict[str, Any]:
               teacher_model=TEACHER_MODEL, models=[*INTERMEDIATES, TARGET_MODEL],
               intermediate_rounds=rounds["intermediate"],
               run_one=lambda step: simulated(step, chain_runs))
-    scratch, target_run = scratch_runs[0]["series"], chain_runs[-1]["series"]
-    before = chain_runs[:-1]  # the intermediates: every one of their rounds counts
-    rounds_before = sum(len(r["series"]["accuracy"]) for r in before)
-    seconds_before = sum(sum(r["series"]["client_seconds"]) for r in before)
-    wall_before = sum(sum(r["series"]["wall_seconds"]) for r in before)
+    # no intermediate, what choose_intermediates returns when the budget fits only the target;
+    # the same number of cross-entropy rounds as the chain's target after a longer stage 1
+    direct_runs: list[dict[str, Any]] = []
+    run_chain(with_keys(cfg, {"num-rounds": rounds["target"] + DIRECT_STAGE1_ROUNDS - 1,
+                              "fsp.stage1-rounds": DIRECT_STAGE1_ROUNDS,
+                              "run-name": "bench-fsp-direct"}),
+              teacher=teacher["run-dir"], teacher_model=TEACHER_MODEL, models=[TARGET_MODEL],
+              run_one=lambda step: simulated(step, direct_runs))
+    scratch = scratch_runs[0]["series"]
     final = scratch["accuracy"][-1]
     target = round(final - 0.005, 6)
     hit_scratch = first_round(scratch["accuracy"], target)
-    hit_target = first_round(target_run["accuracy"], target)
-    hit_progressive = None if hit_target is None else rounds_before + hit_target
-
-    def seconds(series: dict[str, list], upto: int | None, key: str) -> float | None:
-        return None if upto is None else round(sum(series[key][:upto]), 2)
-
+    scratch_seconds = {key: total(scratch[key][:hit_scratch]) if hit_scratch else None
+                       for key in ("client_seconds", "wall_seconds")}
+    chain = reach(chain_runs, target)
+    direct = reach(direct_runs, target)
     result = {
         "dataset": cfg.dataset, "clients": cfg.num_clients, "partitioner": cfg.partitioner,
         "dirichlet_alpha": cfg.dirichlet_alpha, "client_train_size": cfg.client_train_size,
@@ -96,27 +126,25 @@ def run(quick: bool) -> dict[str, Any]:
         "rounds": rounds, "fsp_stage1_rounds": cfg.fsp.stage1_rounds, "fsp_lr": cfg.fsp.lr,
         "fsp_optimizer": cfg.fsp.optimizer,
         "target_accuracy_scratch_final": final, "target": target,
-        "target_accuracy_progressive_final": target_run["accuracy"][-1],
+        "target_accuracy_progressive_final": chain_runs[-1]["series"]["accuracy"][-1],
         "rounds_to_target_scratch": hit_scratch,
-        "rounds_to_target_progressive": hit_progressive,
-        "client_seconds_to_target_scratch": seconds(scratch, hit_scratch, "client_seconds"),
-        "client_seconds_to_target_progressive": None if hit_target is None else round(
-            seconds_before + seconds(target_run, hit_target, "client_seconds"), 2),
-        "wall_seconds_to_target_scratch": seconds(scratch, hit_scratch, "wall_seconds"),
-        "wall_seconds_to_target_progressive": None if hit_target is None else round(
-            wall_before + seconds(target_run, hit_target, "wall_seconds"), 2),
+        "rounds_to_target_progressive": chain["rounds_to_target"],
+        "client_seconds_to_target_scratch": scratch_seconds["client_seconds"],
+        "client_seconds_to_target_progressive": chain["client_seconds_to_target"],
+        "wall_seconds_to_target_scratch": scratch_seconds["wall_seconds"],
+        "wall_seconds_to_target_progressive": chain["wall_seconds_to_target"],
+        "direct": {"chain": [TARGET_MODEL], "fsp_stage1_rounds": DIRECT_STAGE1_ROUNDS,
+                   "final_accuracy": direct_runs[-1]["series"]["accuracy"][-1],
+                   **direct, **fraction_of_scratch(direct, hit_scratch, scratch_seconds)},
         "teacher": {"final_accuracy": teacher["final-accuracy"],
                     "rounds": rounds["teacher"],
                     "client_seconds": round(sum(teacher_runs[0]["series"]["client_seconds"]), 2),
                     "wall_seconds": round(sum(teacher_runs[0]["series"]["wall_seconds"]), 2)},
-        "runs": {"teacher": teacher_runs[0], "scratch": scratch_runs[0], "chain": chain_runs},
+        "runs": {"teacher": teacher_runs[0], "scratch": scratch_runs[0], "chain": chain_runs,
+                 "direct": direct_runs},
         "goal": {"rounds_fraction_max": 0.5, "client_seconds_fraction_max": 0.5},
     }
-    if hit_scratch and hit_progressive:
-        result["rounds_fraction"] = round(hit_progressive / hit_scratch, 4)
-        result["client_seconds_fraction"] = round(
-            result["client_seconds_to_target_progressive"]
-            / result["client_seconds_to_target_scratch"], 4)
+    result |= fraction_of_scratch(chain, hit_scratch, scratch_seconds)
     png = Path("results/bench/fsp-quick.png") if quick else PNG
     result["png"] = str(draw(result, png))
     return result
@@ -137,6 +165,10 @@ def draw(result: dict[str, Any], path: Path) -> Path:
                 else "s-", label=f"chain: {run['model']} (stage 1 = {result['fsp_stage1_rounds']}"
                 " round)")
         offset += len(acc)
+    direct = result["runs"]["direct"][-1]["series"]["accuracy"]
+    ax.plot(range(1, len(direct) + 1), [100 * a for a in direct], "^-",
+            label=f"direct: {TARGET_MODEL} from the teacher (stage 1 = "
+            f"{result['direct']['fsp_stage1_rounds']} rounds)")
     ax.axhline(100 * result["target"], color="grey", lw=0.8, ls=":", label="target")
     ax.set_xlabel("federated rounds (chain: every network's rounds counted)")
     ax.set_ylabel("central test accuracy (%)")
@@ -155,5 +187,11 @@ def summary_line(record: dict[str, Any]) -> str:
 
     fractions = ("" if record.get("rounds_fraction") is None else
                  f"; fractions {record['rounds_fraction']} and {record['client_seconds_fraction']}")
-    return (f"target {100 * record['target']:.2f}% (scratch final - 0.5): {reached('scratch')}, "
+    line = (f"target {100 * record['target']:.2f}% (scratch final - 0.5): {reached('scratch')}, "
             f"{reached('progressive')} (goal <= 1/2 of both{fractions})")
+    direct = record.get("direct")
+    if direct:
+        line += ("; direct (no intermediate): " + (
+            "never reached it" if direct["rounds_to_target"] is None else
+            f"{direct['rounds_to_target']} rounds / {direct['client_seconds_to_target']} client s"))
+    return line
