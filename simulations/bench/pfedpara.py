@@ -67,6 +67,7 @@ def run(quick: bool) -> dict[str, Any]:
                          "clients": cfg.num_clients, "rounds": cfg.num_rounds,
                          "classes_per_client": cfg.classes_per_client, "gamma": cfg.fedpara.gamma,
                          "local_lr_scale": cfg.fedpara.local_lr_scale, "lr": cfg.lr,
+                         "clip_grad_norm": cfg.clip_grad_norm,
                          "momentum": cfg.momentum, "local_epochs": cfg.local_epochs,
                          "seeds": list(seeds),
                          "evaluation": "each client's held-out split, after aggregation (goals); "
