@@ -81,7 +81,7 @@ def reach(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
 
 
 def fraction_of_scratch(reached: dict[str, Any], hit_scratch: int | None,
-              scratch_seconds: dict[str, float | None]) -> dict[str, float]:
+                        scratch_seconds: dict[str, float | None]) -> dict[str, float]:
     if not (hit_scratch and reached["rounds_to_target"]):
         return {}
     return {"rounds_fraction": round(reached["rounds_to_target"] / hit_scratch, 4),
