@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlite.config import RunConfig
+from simulations.chain import with_keys
 from simulations.engine import Resources, simulate
 from simulations.scenarios import load_scenario
 
@@ -33,10 +34,6 @@ def workload(quick: bool) -> RunConfig:
     quick_keys = ["dataset=digits", "num-rounds=4", "num-clients=10"] if quick else []
     cfg = load_scenario("default", quick_keys).config
     return with_keys(cfg, {"results-dir": "results/bench-runs", "run-name": "bench-skip"})
-
-
-def with_keys(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
-    return RunConfig.from_mapping({**cfg.to_flat(), **changes})
 
 
 def skipping(cfg: RunConfig, bound: float) -> RunConfig:
