@@ -3,39 +3,38 @@
 Heavy, read-only things (the dataset, its split, the model object) are built once per worker
 process and reused across messages; only small per-client state travels in ``context.state``:
 method state and the arrays this client keeps to itself (pFedPara's W2, FedPer's local
-modules, Local's whole model; ``fedlite.wire``).
+modules, Local's whole model; ``fedlite.wire``). What a client sends may be changed after
+training by Flower mods (``clients.mods``): a method's reply transform, DP clipping.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
-from logging import INFO
 
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common import log
 
-from fedlite.attack import outgoing
+from clients.context import client_id_of, config_of
+from clients.mods import clipping_mod, method_outgoing_mod
+from fedlite.arrays import state_arrays
 from fedlite.config import RunConfig
 from fedlite.federation import (data_for, initial_model, local_round, resolve_device,
-                                state_arrays)
+                                use_deterministic_kernels)
 from fedlite.train import evaluate as evaluate_model
 from fedlite.wire import keep_local, receive, wire_state
 
 app = ClientApp()
-
-
-@lru_cache(maxsize=8)
-def _config(items: tuple) -> RunConfig:
-    return RunConfig.from_mapping(dict(items))
+log = logging.getLogger("flwr")
 
 
 @lru_cache(maxsize=2)
 def _model(cfg: RunConfig) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
     # One model object per process; every message overwrites its arrays. The initial arrays
     # are kept because the object soon holds another client's local arrays.
+    use_deterministic_kernels(cfg.deterministic)
     model = initial_model(cfg, data_for(cfg)).to(resolve_device(cfg.device))
     return model, state_arrays(model)
 
@@ -57,36 +56,35 @@ def _save_state(context: Context, state: dict[str, np.ndarray]) -> None:
 
 
 def _setup(msg: Message, context: Context):
-    """Config, client id, model (server arrays + this client's local arrays), data, state."""
-    cfg = _config(tuple(sorted(context.run_config.items())))
-    client_id = int(context.node_config["partition-id"])
+    """Config, client id, model (server arrays + this client's local arrays), data, state,
+    and the keys that came from the server."""
+    cfg = config_of(context)
+    client_id = client_id_of(context)
     model, initial = _model(cfg)
     state = _load_state(context)
     received = {key: array.numpy() for key, array in msg.content["arrays"].items()}
     if receive(model, cfg, received, state, initial):
-        log(INFO, "fedlite: client %d has no local state yet: initialized it from the "
-            "common seeded model", client_id)
-    return cfg, client_id, model, data_for(cfg).client(client_id), state
+        log.info("fedlite: client %d has no local state yet: initialized it from the common "
+                 "seeded model", client_id)
+    return cfg, client_id, model, data_for(cfg).client(client_id), state, list(received)
 
 
-@app.train()
+@app.train(mods=[clipping_mod, method_outgoing_mod])
 def train(msg: Message, context: Context) -> Message:
-    cfg, client_id, model, data, state = _setup(msg, context)
-    server_round = int(msg.content["config"]["server-round"])
-    result = local_round(model, data, cfg, server_round, client_id,
-                         next(model.parameters()).device, state)
+    cfg, client_id, model, data, state, received = _setup(msg, context)
+    config = dict(msg.content["config"])
+    device = next(model.parameters()).device
+    result = local_round(model, data, cfg, int(config["server-round"]), client_id, device,
+                         state, config=config, wire_keys=received)
     keep_local(model, cfg, state)
     _save_state(context, state)
     metrics = result.metrics()
     if cfg.fraction_evaluate > 0 and len(data.test_y):
         # The same held-out split as `evaluate`, but judged before the server's aggregate
         # replaces the shared arrays: shows what survives aggregation and what does not.
-        metrics["trained-eval-accuracy"] = evaluate_model(
-            model, data.test_x, data.test_y, device=next(model.parameters()).device)[1]
-    # attack.* (robustness experiments): an attacker boosts its update; others are unchanged
-    arrays = outgoing(cfg.attack, cfg.num_clients, client_id, msg.content["arrays"],
-                      wire_state(cfg, model))
-    reply = RecordDict({"arrays": ArrayRecord(arrays),
+        metrics["trained-eval-accuracy"] = evaluate_model(model, data.test_x, data.test_y,
+                                                          device=device)[1]
+    reply = RecordDict({"arrays": ArrayRecord(wire_state(cfg, model)),
                         "metrics": MetricRecord(metrics)})
     return Message(reply, reply_to=msg)
 
@@ -95,7 +93,7 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate on the client's own held-out split (what personalization is judged on), with
     its local arrays restored first."""
-    _, _, model, data, _ = _setup(msg, context)
+    _, _, model, data, _, _ = _setup(msg, context)
     loss, accuracy = evaluate_model(model, data.test_x, data.test_y,
                                     device=next(model.parameters()).device)
     metrics = {"num-examples": len(data.test_y), "eval-loss": loss, "eval-accuracy": accuracy}
@@ -104,6 +102,7 @@ def evaluate(msg: Message, context: Context) -> Message:
 
 @app.query("partition")
 def partition(msg: Message, context: Context) -> Message:
-    """Which partition this node trains on; the server orders nodes by it for seeded sampling."""
-    metrics = {"partition-id": int(context.node_config["partition-id"])}
+    """Which partition this node trains on; the server orders nodes by it, so that sampling
+    and aggregation order depend on the seed only."""
+    metrics = {"partition-id": client_id_of(context)}
     return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)

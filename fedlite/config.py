@@ -1,8 +1,9 @@
 """The run configuration: read once from Flower's flat run config into typed, validated settings.
 
-Keys are kebab-case; method settings live under a dotted namespace (``fedpara.gamma``), the
-way Flower flattens nested TOML tables. ``RunConfig.from_mapping({})`` gives the defaults, so
-the ServerApp also works when Flower hands it an empty run config.
+Keys are kebab-case; each method's settings live in its own package, under a dotted section
+(``fedpara.gamma``) named by the method table (``fedlite.methods.table``), the way Flower
+flattens nested TOML tables. ``RunConfig.from_mapping({})`` gives the defaults, so the
+ServerApp also works when Flower hands it an empty run config.
 """
 
 from __future__ import annotations
@@ -10,145 +11,149 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any
 
-from fedlite.continual.settings import ContinualConfig
-from fedlite.attack import AttackConfig
-from fedlite.hadamard.settings import FedParaConfig
-from fedlite.train.fsp.settings import FspConfig
+from fedlite.errors import ConfigError, require
+from fedlite.fields import Key, coerce, keys_of, setting
+from fedlite.methods import table
 
 DATASETS = ("auto", "digits", "fashion-mnist", "mnist")
 PARTITIONERS = ("iid", "dirichlet", "pathological")
 DEVICES = ("auto", "cpu", "cuda")
 
-
-class ConfigError(ValueError):
-    """A run-config key has a bad value or is unknown; the message names the key and the fix."""
-
-
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"run config `{key}`: {message}")
-
-
-SKIP_PERIODS = ("epoch", "round")
+__all__ = ["ConfigError", "RunConfig", "Sections"]
 
 
 @dataclass(frozen=True)
-class SkipConfig:
-    """Confidence-based backprop skipping (``fedlite.train.skip``): run-config keys ``skip.*``."""
+class Sections:
+    """The methods' settings by section name: immutable and hashable, as ``RunConfig`` is."""
 
-    enabled: bool = False
-    error_bound: float = 0.1  # share of the estimated gradient mass that skipping may drop
-    bins: int = 10  # confidence bins over [0, 1]; tau is chosen among their edges
-    period: str = "round"  # when tau is re-chosen from the accumulated histogram
-    # a fresh selection forward every n-th local epoch; in between each sample's last
-    # confidence is reused (Stale-SB). 1 = the seed: a selection forward for every mini-batch
-    selection_every: int = 1
-    # rounds at the start of the run that skip nothing while the histogram accumulates; the
-    # first round always does (no threshold yet), so 0 and 1 behave alike
-    warmup_rounds: int = 0
+    items: tuple[tuple[str, Any], ...] = ()
 
-    def __post_init__(self) -> None:
-        _require(0.0 <= self.error_bound < 1.0, "skip.error-bound",
-                 "must be in [0, 1): the share of gradient mass that may be dropped "
-                 "(0 skips nothing)")
-        _require(self.bins >= 1, "skip.bins",
-                 "must be a positive integer (number of confidence bins over [0, 1])")
-        _require(self.period in SKIP_PERIODS, "skip.period",
-                 f"choose one of {', '.join(SKIP_PERIODS)} (when the threshold is re-chosen)")
-        _require(isinstance(self.selection_every, int) and self.selection_every >= 1,
-                 "skip.selection-every",
-                 "must be a positive integer (1: a selection forward for every mini-batch)")
-        _require(isinstance(self.warmup_rounds, int) and self.warmup_rounds >= 0,
-                 "skip.warmup-rounds",
-                 "must be a whole number of rounds >= 0 (0: skip from the first threshold on)")
+    def __getitem__(self, name: str) -> Any:
+        for key, value in self.items:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(key == name for key, _ in self.items)
+
+    def replace(self, name: str, value: Any) -> Sections:
+        if name not in self:
+            raise KeyError(name)
+        return Sections(tuple((k, value if k == name else v) for k, v in self.items))
+
+
+def default_sections() -> Sections:
+    return Sections(tuple((name, cls()) for name, cls in table.sections()))
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run. Field ``foo_bar`` is run-config key ``foo-bar``."""
+    """Everything that defines a run. Field ``foo_bar`` is run-config key ``foo-bar``; the
+    methods' sections are ``cfg.section(name)`` (``cfg.skip`` works too)."""
 
     # federation
-    num_rounds: int = 10
-    num_clients: int = 20
-    seed: int = 0
-    strategy: str = "flwr.serverapp.strategy:FedAvg"
-    strategy_kwargs: str = "{}"
-    fraction_train: float = 1.0
-    fraction_evaluate: float = 0.0
-    node_wait_timeout: float = 120.0
-    round_timeout: float = 3600.0
-    min_replies: int = 1  # fewer good replies within round-timeout: the round is skipped
-    central_eval: bool = True
-    central_eval_size: int = 0  # first N test samples; 0 = the whole test set
+    num_rounds: int = setting(10, "federated rounds to run")
+    num_clients: int = setting(20, "clients (SuperNodes); each trains on its own partition")
+    seed: int = setting(0, "one seed for the split, the initial model, batch order and client "
+                           "sampling")
+    strategy: str = setting("flwr.serverapp.strategy:FedAvg",
+                            "any Flower Strategy as module:Class or /path/file.py:Class")
+    strategy_kwargs: str = setting("{}", "the strategy's keyword arguments, a JSON object; a "
+                                         "wrapper's inner strategy as {\"strategy\": PATH, "
+                                         "\"strategy-kwargs\": {...}}")
+    fraction_train: float = setting(1.0, "share of clients that train each round, in (0, 1]")
+    fraction_evaluate: float = setting(0.0, "share of clients that evaluate on their own split "
+                                            "each round")
+    node_wait_timeout: float = setting(120.0, "seconds to wait for all clients to register "
+                                              "before round 1")
+    round_timeout: float = setting(3600.0, "seconds a round waits for replies")
+    min_replies: int = setting(1, "good replies a round needs, else it is skipped and the model "
+                                  "kept")
+    central_eval: bool = setting(True, "evaluate the global model on the test set after every "
+                                       "round")
+    central_eval_size: int = setting(0, "first N test samples for central evaluation; 0 = all")
     # data
-    dataset: str = "auto"
-    data_dir: str = ""
-    partitioner: str = "dirichlet"
-    dirichlet_alpha: float = 0.5
-    classes_per_client: int = 2
-    client_test_fraction: float = 0.2
-    client_train_size: int = 0  # cap on each client's training split; 0 = all of it
+    dataset: str = setting("auto", "auto (Fashion-MNIST, else digits), digits, fashion-mnist "
+                                   "or mnist")
+    data_dir: str = setting("", "a directory holding the IDX files; '' = the usual search path")
+    partitioner: str = setting("dirichlet", "iid, dirichlet (label skew) or pathological (k "
+                                            "classes per client)")
+    dirichlet_alpha: float = setting(0.5, "Dirichlet concentration; smaller is more skewed")
+    classes_per_client: int = setting(2, "classes each client holds with the pathological "
+                                         "partitioner")
+    client_test_fraction: float = setting(0.2, "share of each client's data held out as its own "
+                                               "test split")
+    client_train_size: int = setting(0, "cap on each client's training split; 0 = all of it")
     # model and local training
-    model: str = "cnn"
-    local_epochs: int = 1
-    batch_size: int = 32
-    lr: float = 0.05
-    lr_decay: float = 1.0
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    clip_grad_norm: float = 0.0  # max global gradient norm per step; 0 = no clipping
-    device: str = "auto"
-    # methods
-    skip: SkipConfig = dataclasses.field(default_factory=SkipConfig)
-    fedpara: FedParaConfig = dataclasses.field(default_factory=FedParaConfig)
-    attack: AttackConfig = dataclasses.field(default_factory=AttackConfig)  # experiments only
-    continual: ContinualConfig = dataclasses.field(default_factory=ContinualConfig)
-    fsp: FspConfig = dataclasses.field(default_factory=FspConfig)
-    # personalization: modules kept on the client (FedPer: "fc2"); federated=false is Local
-    local_modules: str = ""
-    federated: bool = True
+    model: str = setting("cnn", "cnn, mlp, vgg-small, vgg16, resnet8/14/20/26 or continual-cnn")
+    local_epochs: int = setting(1, "local epochs per round")
+    batch_size: int = setting(32, "mini-batch size")
+    lr: float = setting(0.05, "SGD learning rate in round 1")
+    lr_decay: float = setting(1.0, "per-round factor on lr (1 = constant)")
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(0.0, "SGD weight decay")
+    clip_grad_norm: float = setting(0.0, "max global gradient norm per step; 0 = no clipping")
+    device: str = setting("auto", "auto (cuda when the worker sees a GPU), cpu or cuda")
+    deterministic: bool = setting(False, "deterministic GPU kernels (cuDNN, cuBLAS); slower, "
+                                         "needed for bit-identical runs on GPUs")
     # records
-    results_dir: str = "results"
-    run_name: str = "run"
-    resume_from: str = ""  # a killed run's results/<run-id>.partial: continue after its checkpoint
+    results_dir: str = setting("results", "where results/<run-id>/ goes")
+    run_name: str = setting("run", "prefix of the run id")
+    resume_from: str = setting("", "a killed run's <run-id>.partial directory to continue")
+    # methods
+    methods: str = setting("", "your own methods to attach: module:Class or /path/file.py:Class "
+                               "of fedlite.methods.Method subclasses, comma-separated")
+    sections: Sections = dataclasses.field(default_factory=default_sections)
 
     def __post_init__(self) -> None:
-        _require(self.num_rounds >= 1, "num-rounds", "must be a positive integer")
-        _require(self.seed >= 0, "seed", "must be a non-negative integer")
-        _require(self.num_clients >= 1, "num-clients", "must be a positive integer")
-        _require(self.dataset in DATASETS, "dataset", f"choose one of {', '.join(DATASETS)}")
-        _require(self.partitioner in PARTITIONERS, "partitioner",
-                 f"choose one of {', '.join(PARTITIONERS)}")
-        _require(self.dirichlet_alpha > 0, "dirichlet-alpha",
-                 "must be > 0 (smaller is more skewed; 0.5 is common)")
-        _require(self.classes_per_client >= 1, "classes-per-client", "must be >= 1")
-        _require(0.0 <= self.client_test_fraction < 1.0, "client-test-fraction",
-                 "must be in [0, 1)")
-        _require(self.client_train_size >= 0, "client-train-size",
-                 "must be >= 0 (0 keeps each client's whole training split)")
-        _require(0.0 < self.fraction_train <= 1.0, "fraction-train", "must be in (0, 1]")
-        _require(0.0 <= self.fraction_evaluate <= 1.0, "fraction-evaluate", "must be in [0, 1]")
-        _require(self.node_wait_timeout > 0, "node-wait-timeout", "must be > 0 seconds")
-        _require(self.round_timeout > 0, "round-timeout", "must be > 0 seconds")
-        _require(self.min_replies >= 1, "min-replies",
-                 "must be >= 1 (good replies a round needs to change the global model)")
-        _require(self.central_eval_size >= 0, "central-eval-size", "must be >= 0 (0 = all)")
-        _require(self.local_epochs >= 1, "local-epochs", "must be a positive integer")
-        _require(self.batch_size >= 1, "batch-size", "must be a positive integer")
-        _require(self.lr > 0, "lr", "must be > 0")
-        _require(0 < self.lr_decay <= 1, "lr-decay", "must be in (0, 1] (per-round factor)")
-        _require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
-        _require(self.weight_decay >= 0, "weight-decay", "must be >= 0")
-        _require(self.clip_grad_norm >= 0, "clip-grad-norm", "must be >= 0 (0 = no clipping)")
-        _require(self.device in DEVICES, "device", f"choose one of {', '.join(DEVICES)}")
-        _require(":" in self.strategy or "." in self.strategy, "strategy",
-                 "give an import path such as 'flwr.serverapp.strategy:FedAvg' "
-                 "or '/path/to/file.py:MyStrategy'")
+        require(self.num_rounds >= 1, "num-rounds", "must be a positive integer")
+        require(self.seed >= 0, "seed", "must be a non-negative integer")
+        require(self.num_clients >= 1, "num-clients", "must be a positive integer")
+        require(self.dataset in DATASETS, "dataset", f"choose one of {', '.join(DATASETS)}")
+        require(self.partitioner in PARTITIONERS, "partitioner",
+                f"choose one of {', '.join(PARTITIONERS)}")
+        require(self.dirichlet_alpha > 0, "dirichlet-alpha",
+                "must be > 0 (smaller is more skewed; 0.5 is common)")
+        require(self.classes_per_client >= 1, "classes-per-client", "must be >= 1")
+        require(0.0 <= self.client_test_fraction < 1.0, "client-test-fraction",
+                "must be in [0, 1)")
+        require(self.client_train_size >= 0, "client-train-size",
+                "must be >= 0 (0 keeps each client's whole training split)")
+        require(0.0 < self.fraction_train <= 1.0, "fraction-train", "must be in (0, 1]")
+        require(0.0 <= self.fraction_evaluate <= 1.0, "fraction-evaluate", "must be in [0, 1]")
+        require(self.node_wait_timeout > 0, "node-wait-timeout", "must be > 0 seconds")
+        require(self.round_timeout > 0, "round-timeout", "must be > 0 seconds")
+        require(self.min_replies >= 1, "min-replies",
+                "must be >= 1 (good replies a round needs to change the global model)")
+        require(self.central_eval_size >= 0, "central-eval-size", "must be >= 0 (0 = all)")
+        require(self.local_epochs >= 1, "local-epochs", "must be a positive integer")
+        require(self.batch_size >= 1, "batch-size", "must be a positive integer")
+        require(self.lr > 0, "lr", "must be > 0")
+        require(0 < self.lr_decay <= 1, "lr-decay", "must be in (0, 1] (per-round factor)")
+        require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        require(self.weight_decay >= 0, "weight-decay", "must be >= 0")
+        require(self.clip_grad_norm >= 0, "clip-grad-norm", "must be >= 0 (0 = no clipping)")
+        require(self.device in DEVICES, "device", f"choose one of {', '.join(DEVICES)}")
+        require(":" in self.strategy or "." in self.strategy, "strategy",
+                "give an import path such as 'flwr.serverapp.strategy:FedAvg' "
+                "or '/path/to/file.py:MyStrategy'")
         self.strategy_arguments()  # validates the JSON
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: a method's section (``cfg.skip``).
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or section {name!r}")
+
+    def section(self, name: str) -> Any:
+        """The settings of method section ``name`` (``""``: the top-level personalization keys)."""
+        return self.sections[name]
 
     def strategy_arguments(self) -> dict[str, Any]:
         """The strategy's keyword arguments, decoded from ``strategy-kwargs`` (a JSON object)."""
@@ -157,7 +162,7 @@ class RunConfig:
         except json.JSONDecodeError as err:
             raise ConfigError(f"run config `strategy-kwargs`: not valid JSON ({err}); "
                               "write e.g. '{\"fraction_train\": 0.5}'") from None
-        _require(isinstance(kwargs, dict), "strategy-kwargs", "must be a JSON object")
+        require(isinstance(kwargs, dict), "strategy-kwargs", "must be a JSON object")
         return kwargs
 
     def lr_at(self, server_round: int) -> float:
@@ -169,77 +174,60 @@ class RunConfig:
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
         """Build from a flat mapping of kebab-case (dotted for sections) keys.
 
+        The user methods named in ``methods`` join the table first, so their keys are known.
         Unknown keys are an error that suggests the closest known key.
         """
-        known = dict(_walk(cls))
-        nested: dict[str, Any] = {}
-        for key, value in values.items():
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
+        if values.get("methods"):
+            try:
+                table.load(str(values["methods"]))
+            except (ValueError, FileNotFoundError) as err:
+                raise ConfigError(f"run config `methods`: {err}") from None
+        known = {key.name: (section, key) for section, key in all_keys()}
+        core: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
                 hint = f"; did you mean `{close[0]}`?" if close else \
                     "; `fedlite keys` lists every key with its default"
-                raise ConfigError(f"unknown run config key `{key}`{hint}")
-            path, kind = known[key]
-            slot = nested
-            for part in path[:-1]:
-                slot = slot.setdefault(part, {})
-            slot[path[-1]] = _coerce(key, value, kind)
-        return _build(cls, nested)
+                raise ConfigError(f"unknown run config key `{name}`{hint}")
+            section, key = known[name]
+            target = core if section is None else nested.setdefault(section, {})
+            target[key.attribute] = coerce(name, value, key.kind)
+        sections = Sections(tuple((name, settings_cls(**nested.get(name, {})))
+                                  for name, settings_cls in table.sections()))
+        return cls(**core, sections=sections)
 
     def to_flat(self) -> dict[str, Any]:
         """The flat key mapping (what ``config.json`` and Flower's run config hold)."""
         flat: dict[str, Any] = {}
-        for key, (path, _) in _walk(type(self)):
-            value: Any = self
-            for part in path:
-                value = getattr(value, part)
-            flat[key] = value
+        for section, key in all_keys():
+            owner = self if section is None else self.section(section)
+            flat[key.name] = getattr(owner, key.attribute)
         return flat
 
     def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with core fields and/or whole sections (by section name) replaced."""
+        sections = self.sections
+        for name in [n for n in changes if n in sections]:
+            sections = sections.replace(name, changes.pop(name))
+        return dataclasses.replace(self, sections=sections, **changes)
+
+    def with_keys(self, changes: Mapping[str, Any]) -> RunConfig:
+        """A copy with flat run-config keys changed, validated like any run config."""
+        return RunConfig.from_mapping({**self.to_flat(), **changes})
 
 
-def _walk(cls: type, prefix: str = "", path: tuple[str, ...] = ()):
-    """Yield (key, (attribute path, type)) for every leaf setting, sections flattened."""
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        key = prefix + f.name.replace("_", "-")
-        if dataclasses.is_dataclass(kind):
-            yield from _walk(kind, key + ".", path + (f.name,))
-        else:
-            yield key, (path + (f.name,), kind)
+def all_keys() -> Iterator[tuple[str | None, Key]]:
+    """(section or None for the core, key) of every run-config key, in the order of
+    pyproject.toml's defaults: the core's, then each method's in table order."""
+    for key in keys_of(RunConfig):
+        yield None, key
+    for name, settings_cls in table.sections():
+        for key in keys_of(settings_cls, name):
+            yield name, key
 
 
-def _build(cls: type, nested: dict[str, Any]) -> Any:
-    hints = get_type_hints(cls)
-    kwargs = {}
-    for name, value in nested.items():
-        kind = hints[name]
-        kwargs[name] = _build(kind, value) if dataclasses.is_dataclass(kind) else value
-    return cls(**kwargs)
-
-
-def _coerce(key: str, value: Any, kind: Any) -> Any:
-    """Accept what TOML, Flower and the command line give (strings for numbers, ints for floats)."""
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered not in ("true", "false", "1", "0"):
-                    raise ValueError(value)
-                return lowered in ("true", "1")
-            return bool(value)
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if kind is float:
-            return float(value)
-        if isinstance(value, (dict, list)):  # a TOML table given for a JSON-valued key
-            return json.dumps(value)
-        return str(value)
-    except (TypeError, ValueError):
-        name = getattr(kind, "__name__", str(kind))
-        raise ConfigError(f"run config `{key}`: expected {name}, got {value!r}") from None
+def key_help() -> dict[str, str]:
+    """Every key's one-line help, for ``fedlite keys`` and the docs."""
+    return {key.name: key.help for _, key in all_keys()}

@@ -1,32 +1,30 @@
 """A federation without Flower: the client's round, the server's model, and a sequential FedAvg.
 
 The ClientApp and the sequential loop both call ``local_round``, so a Flower run and a plain
-in-process run over the same data, seeds and order must give the same global weights.
+in-process run over the same data, seeds and order give the same global weights, bit for bit:
+``weighted_mean`` does the arithmetic of Flower's FedAvg in the same order.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from fedlite.arrays import load_arrays, state_arrays
 from fedlite.config import RunConfig
 from fedlite.data import ClientData, FederatedData, federated_data
-from fedlite.hadamard.convert import ConversionReport
-from fedlite.hadamard.settings import apply as apply_fedpara, local_factor_sgd
+from fedlite.methods import ClientRound, RunSetup, table
 from fedlite.models import build_model
+from fedlite.seeding import derive_seed
 from fedlite.train import TrainResult, TrainSettings, evaluate, train
-from fedlite.train.fsp import fsp_term, round_lr, stage1_optimizer
-from fedlite.train.skip import skip_gate
-
-
-def derive_seed(seed: int, *parts: int) -> int:
-    """An independent 63-bit seed for (run seed, round, client, ...)."""
-    return int(np.random.SeedSequence([seed, *parts]).generate_state(2, np.uint64)[0] >> 1)
+from fedlite.wire import keep_local, receive, split_keys, wire_state
 
 
 def data_for(cfg: RunConfig) -> FederatedData:
@@ -41,16 +39,29 @@ def initial_model(cfg: RunConfig, data: FederatedData) -> nn.Module:
     return build_initial(cfg, data)[0]
 
 
-def build_initial(cfg: RunConfig, data: FederatedData) -> tuple[nn.Module, ConversionReport | None]:
-    """``initial_model`` and its FedPara conversion report (``None`` when ``fedpara.mode=none``).
+def build_initial(cfg: RunConfig, data: FederatedData) -> tuple[nn.Module, list[Any]]:
+    """``initial_model`` and the reports of the methods that changed it (FedPara's conversion).
 
-    The factors are drawn from the same seeded stream, so every client and the server build
-    identical factors (pFedPara clients thus start from common local factors).
+    Methods draw from the same seeded stream, so every client and the server build identical
+    models (pFedPara clients thus start from common local factors).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, data.dataset.input_shape, data.dataset.num_classes)
-        return model, apply_fedpara(model, cfg.fedpara)
+        reports = [method.prepare_model(settings, model)
+                   for method, settings in table.active(cfg)]
+    return model, [report for report in reports if report is not None]
+
+
+def dense_model(cfg: RunConfig, data: FederatedData) -> nn.Module:
+    """The model as built before any method changed it (what FedPara's saving is priced
+    against)."""
+    return build_model(cfg.model, data.dataset.input_shape, data.dataset.num_classes)
+
+
+def run_setup(cfg: RunConfig, data: FederatedData, model: nn.Module) -> RunSetup:
+    return RunSetup(model=model, data=data, num_rounds=cfg.num_rounds,
+                    num_clients=cfg.num_clients, seed=cfg.seed, model_name=cfg.model)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,58 +71,78 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
 
 
+def use_deterministic_kernels(on: bool) -> None:
+    """``deterministic = true``: cuDNN and cuBLAS pick deterministic kernels (slower). On the
+    CPU fedlite's kernels are deterministic already; on GPUs some are not without this."""
+    if not on:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True)
+
+
 def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_round: int,
                 client_id: int, device: torch.device | str = "cpu",
-                state: MutableMapping[str, np.ndarray] | None = None) -> TrainResult:
-    """One client's local training for one round, with the configured methods attached.
+                state: MutableMapping[str, np.ndarray] | None = None,
+                config: Mapping[str, Any] | None = None,
+                wire_keys: Sequence[str] = ()) -> TrainResult:
+    """One client's local training for one round, with every active method attached.
 
     ``state`` is the client's persistent method state (small numpy arrays under a
     ``method/`` key prefix); methods read and update it in place. The ClientApp keeps it in
     ``context.state`` between rounds; the sequential loop keeps one dict per client.
+    ``config`` is the server's train ConfigRecord (e.g. FedProx's ``proximal-mu``) and
+    ``wire_keys`` the state-dict keys that came from the server.
     """
     settings = TrainSettings(epochs=cfg.local_epochs, batch_size=cfg.batch_size,
-                             lr=round_lr(cfg, server_round), momentum=cfg.momentum,
+                             lr=cfg.lr_at(server_round), momentum=cfg.momentum,
                              weight_decay=cfg.weight_decay, clip_grad_norm=cfg.clip_grad_norm,
                              seed=derive_seed(cfg.seed, server_round, client_id))
-    if cfg.continual.enabled:  # class-incremental tasks on rounds: fedlite.continual
-        from fedlite.continual.client import continual_round
+    rnd = ClientRound(model=model, x=client.train_x, y=client.train_y, client=client,
+                      server_round=server_round, client_id=client_id, num_rounds=cfg.num_rounds,
+                      num_clients=cfg.num_clients, seed=cfg.seed, device=device,
+                      state={} if state is None else state, settings=settings,
+                      lr_at=cfg.lr_at, config=dict(config or {}),
+                      wire_keys=frozenset(wire_keys))
+    try:
+        for method, method_settings in table.active(cfg):
+            method.attach(method_settings, rnd)
+        gate = rnd.gate
+        result = train(rnd.model, rnd.x, rnd.y, rnd.settings, device=device, gate=gate,
+                       loss_terms=rnd.loss_terms, task_loss=rnd.task_loss,
+                       callbacks=rnd.callbacks, make_optimizer=rnd.make_optimizer)
+        for step in rnd.after:
+            rnd.metrics |= step(result)
+    finally:
+        for step in rnd.cleanup:
+            step()
+    result.method_metrics.update(rnd.metrics)
+    return result
 
-        return continual_round(model, client, cfg, server_round, client_id, settings, device,
-                               state)
-    # FSP stage 1 replaces cross-entropy with the FSP loss (None outside stage 1).
-    term = fsp_term(cfg, model, server_round, tuple(client.train_x.shape[1:]), device)
-    if term is not None:
-        with term:  # labels play no part in stage 1, so neither does skipping
-            return train(model, client.train_x, client.train_y, settings, device=device,
-                         loss_terms=[term], task_loss=False, callbacks=[term],
-                         make_optimizer=stage1_optimizer(cfg))
-    gate = skip_gate(cfg, state, server_round)  # None unless skip.enabled
-    scale = cfg.fedpara.local_lr_scale  # pFedPara's personal factors (1: plain SGD)
-    return train(model, client.train_x, client.train_y, settings, device=device, gate=gate,
-                 callbacks=() if gate is None else [gate],
-                 make_optimizer=local_factor_sgd(scale) if scale != 1.0 else None)
 
+class WeightedMean:
+    """The example-weighted mean of client arrays, accumulated client by client in the given
+    order with the arithmetic of Flower's FedAvg (``aggregate_arrayrecords``): each client's
+    arrays times ``n_k / n``, summed in float32. Bit-identical to it for the same order."""
 
-def state_arrays(model: nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    def __init__(self, weights: Sequence[float]) -> None:
+        total = sum(weights)
+        self.factors = [w / total for w in weights]
+        self.index = 0
+        self.sum: dict[str, np.ndarray] = {}
 
-
-def load_arrays(model: nn.Module, arrays: Mapping[str, np.ndarray], strict: bool = True) -> None:
-    """Copy arrays into the model in place; shape mismatches name the layer and both shapes."""
-    state = model.state_dict()
-    for key, value in arrays.items():
-        if key not in state:
-            if strict:
-                raise KeyError(f"array `{key}` does not belong to this model "
-                               f"(it has {len(state)} keys, e.g. {next(iter(state))!r})")
-            continue
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise ValueError(f"shape mismatch for `{key}`: model has {tuple(state[key].shape)}, "
-                             f"received {tuple(value.shape)}")
-    with torch.no_grad():
+    def add(self, arrays: Mapping[str, np.ndarray]) -> None:
+        factor = self.factors[self.index]
+        self.index += 1
         for key, value in arrays.items():
-            if key in state:
-                state[key].copy_(torch.as_tensor(value))
+            if key not in self.sum:
+                self.sum[key] = value * factor
+            else:
+                self.sum[key] += value * factor
+
+    def result(self) -> dict[str, np.ndarray]:
+        return {key: np.asarray(value) for key, value in self.sum.items()}
 
 
 @dataclass
@@ -126,38 +157,47 @@ def run_sequential_fedavg(cfg: RunConfig, *,
                           on_round: Callable[[int, float, float], None] | None = None,
                           after_round: Callable[[nn.Module, int], None] | None = None
                           ) -> SequentialResult:
-    """Plain in-process FedAvg: every client in order, one reused model, a streaming weighted sum.
+    """Plain in-process FedAvg: every client in partition order, one reused model.
 
     Samples every client each round (``fraction-train`` = 1), like the Flower run it is
     compared with. ``after_round(model, round)`` sees the model holding the new global arrays.
+    Training and then averaging keeps one round's trained arrays per client in memory (the
+    weights of the mean are known only once every client has trained).
     """
+    use_deterministic_kernels(cfg.deterministic)
     data = data_for(cfg)
     device = resolve_device(cfg.device)
     model = initial_model(cfg, data).to(device)
-    global_arrays = state_arrays(model)
+    initial = state_arrays(model)
+    _, local = split_keys(cfg, model)
+    global_arrays = {k: v.detach().cpu().numpy().copy() for k, v in wire_state(cfg, model).items()}
     result = SequentialResult(global_arrays)
     states: list[dict[str, np.ndarray]] = [{} for _ in range(cfg.num_clients)]
     for server_round in range(1, cfg.num_rounds + 1):
         start = time.perf_counter()
-        total, weights, trained = 0, [], 0.0
-        summed: dict[str, np.ndarray] = {}
+        replies, weights, trained = [], [], 0.0
         for client_id in range(cfg.num_clients):
-            load_arrays(model, global_arrays)
+            receive(model, cfg, global_arrays, states[client_id], initial)
             outcome = local_round(model, data.client(client_id), cfg, server_round, client_id,
-                                  device, states[client_id])
+                                  device, states[client_id], wire_keys=global_arrays)
+            keep_local(model, cfg, states[client_id])
             weights.append(outcome.num_examples)
             trained += outcome.seconds
-            for key, value in state_arrays(model).items():
-                summed[key] = summed.get(key, 0) + value * float(outcome.num_examples)
-            total += outcome.num_examples
-        global_arrays = {k: (v / total).astype(global_arrays[k].dtype) for k, v in summed.items()}
-        load_arrays(model, global_arrays)
+            replies.append({k: v.detach().cpu().numpy().copy()
+                            for k, v in wire_state(cfg, model).items()})
+        mean = WeightedMean(weights)
+        for reply in replies:
+            mean.add(reply)
+        global_arrays = mean.result()
+        # what the server holds: the new global arrays, and the initial local ones
+        load_arrays(model, {**{k: initial[k] for k in local}, **global_arrays})
         if after_round:
             after_round(model, server_round)
         _, accuracy = evaluate(model, data.dataset.test_x, data.dataset.test_y, device=device)
         seconds = time.perf_counter() - start  # with central evaluation, as a Flower round
-        result.arrays, result.accuracy, result.round_seconds = global_arrays, \
-            result.accuracy + [accuracy], result.round_seconds + [seconds]
+        result.arrays = global_arrays
+        result.accuracy.append(accuracy)
+        result.round_seconds.append(seconds)
         result.train_seconds.append(trained)
         if on_round:
             on_round(server_round, accuracy, seconds)

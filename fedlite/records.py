@@ -1,4 +1,4 @@
-"""Run records: ``results/<run-id>/`` with config, one JSON line per round, summary, plot, checkpoint.
+"""Run records: ``results/<run-id>/`` with config, one JSON line per round, summary, checkpoint.
 
 A run writes into ``<run-id>.partial/`` and is renamed to ``<run-id>/`` only when it completes,
 so ``results/`` never holds a half-written run under a final name.
@@ -75,11 +75,8 @@ class RunRecorder:
         return self
 
     def finish(self, summary: Mapping[str, Any]) -> Path:
-        """Write the summary and plot, then give the run its final name."""
+        """Write the summary, then give the run its final name."""
         _write_json(self.dir / "summary.json", {"run-id": self.run_id, **summary})
-        from fedlite.plot import plot_run  # deferred: matplotlib is slow to import
-
-        plot_run(self.dir)
         os.replace(self.dir, self.final_dir)
         self.dir = self.final_dir
         return self.final_dir

@@ -19,29 +19,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedlite.config import ConfigError, RunConfig
-from fedlite.federation import load_arrays, state_arrays
-from fedlite.hadamard import split_state
-from fedlite.hadamard.settings import names
+from fedlite.config import RunConfig
+from fedlite.arrays import load_arrays, state_arrays
+from fedlite.methods import table
 
 STATE_PREFIX = "local/"
 
 
-def personalized(cfg: RunConfig) -> bool:
+def local_keys(cfg: RunConfig, model: nn.Module) -> set[str]:
+    """The state-dict keys that stay on the client: what any active method keeps there."""
+    return {key for method, settings in table.active(cfg)
+            for key in method.local_keys(settings, model)}
+
+
+def personalized(cfg: RunConfig, model: nn.Module) -> bool:
     """True when each client keeps part of its model (pFedPara, FedPer, Local)."""
-    return cfg.fedpara.mode == "pfedpara" or bool(names(cfg.local_modules)) or not cfg.federated
+    return bool(local_keys(cfg, model))
 
 
 def split_keys(cfg: RunConfig, model: nn.Module) -> tuple[list[str], list[str]]:
     """(wire keys, local keys) of ``model`` under ``cfg``, each in state-dict order."""
-    state = model.state_dict()
-    if not cfg.federated:
-        return [], list(state)
-    try:
-        wire, local = split_state(state, names(cfg.local_modules))
-    except ValueError as err:
-        raise ConfigError(f"run config `local-modules`: {err}") from None
-    return list(wire), list(local)
+    local = local_keys(cfg, model)
+    state = list(model.state_dict())
+    return [k for k in state if k not in local], [k for k in state if k in local]
 
 
 def wire_state(cfg: RunConfig, model: nn.Module) -> dict[str, torch.Tensor]:

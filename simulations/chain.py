@@ -14,14 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fedlite.config import ConfigError, RunConfig
-from fedlite.models import MODELS
-from fedlite.train.fsp import check_chain, checkpoint_path, choose_intermediates
 
 RunOne = Callable[[RunConfig], dict[str, Any]]  # a config -> its summary (with "run-dir")
-
-
-def with_keys(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
-    return RunConfig.from_mapping({**cfg.to_flat(), **changes})
 
 
 def step_config(cfg: RunConfig, model: str, teacher: str, teacher_model: str,
@@ -31,7 +25,7 @@ def step_config(cfg: RunConfig, model: str, teacher: str, teacher_model: str,
                                "run-name": f"{cfg.run_name}-{model}"}
     if rounds:
         changes["num-rounds"] = rounds
-    return with_keys(cfg, changes)
+    return cfg.with_keys(changes)
 
 
 def run_chain(cfg: RunConfig, *, teacher: str, teacher_model: str, models: list[str],
@@ -41,13 +35,16 @@ def run_chain(cfg: RunConfig, *, teacher: str, teacher_model: str, models: list[
     Everything checkable is checked before the first round: the teacher checkpoint, growing
     sizes, and that every network has a stage 1 and a stage 2.
     """
+    from fedlite.train.fsp import check_chain, checkpoint_path
+
     models = check_chain(teacher_model, models)
     checkpoint_path(teacher)
     for index, model in enumerate(models):  # stage lengths of every step, up front
         last = index == len(models) - 1
         step = step_config(cfg, model, teacher, teacher_model, None if last else intermediate_rounds)
-        if step.num_rounds <= step.fsp.stage1_rounds:
-            raise ConfigError(f"run config `fsp.stage1-rounds`: {step.fsp.stage1_rounds} leaves "
+        stage1 = step.section("fsp").stage1_rounds
+        if step.num_rounds <= stage1:
+            raise ConfigError(f"run config `fsp.stage1-rounds`: {stage1} leaves "
                               f"{model} no stage-2 round in {step.num_rounds} rounds")
     runs: list[dict[str, Any]] = []
     for index, model in enumerate(models):
@@ -84,8 +81,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from simulations.cli import print_progress
+    from fedlite.models import MODELS
+    from fedlite.train.fsp import choose_intermediates
     from simulations.engine import simulate
+    from simulations.progress import print_progress
     from simulations.scenarios import load_scenario
 
     overrides = list(args.overrides)
@@ -105,10 +104,11 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("fedlite chain: give --models, or --target with --budget-rounds")
 
     def run_one(step: RunConfig) -> dict[str, Any]:
-        print(f"fedlite: chain: {step.model} learns from {step.fsp.teacher_model} "
-              f"({step.fsp.teacher})", flush=True)
+        fsp = step.section("fsp")
+        print(f"fedlite: chain: {step.model} learns from {fsp.teacher_model} ({fsp.teacher})",
+              flush=True)
         return simulate(step, scenario.resources, verbose=args.verbose,
-                        on_round=print_progress(step))
+                        on_round=print_progress(step.num_rounds))
 
     runs = run_chain(cfg, teacher=args.teacher, teacher_model=args.teacher_model, models=models,
                      run_one=run_one, intermediate_rounds=args.intermediate_rounds)

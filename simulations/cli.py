@@ -8,7 +8,7 @@ import sys
 import textwrap
 import tomllib
 
-from fedlite.config import ConfigError, RunConfig
+from fedlite.errors import ConfigError, RunFailed
 
 EPILOG = """\
 examples:
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError, TimeoutError) as err:
         print(f"fedlite: error: {err}", file=sys.stderr)
         return 2
+    except RunFailed as err:
+        print(f"fedlite: run failed: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fedlite: interrupted", file=sys.stderr)
         return 130
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from simulations.engine import simulate
+    from simulations.progress import pct, print_progress
     from simulations.scenarios import load_scenario
 
     overrides = list(args.overrides)
@@ -104,14 +108,18 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides)
     cfg = scenario.config
     print(f"fedlite: scenario {scenario.name}: {scenario.description}", flush=True)
+    print(f"fedlite: {start_line(cfg)}", flush=True)
     for note in scenario.notes:
         print(f"fedlite: {note}", flush=True)
-    summary = simulate(cfg, scenario.resources, verbose=args.verbose, on_round=print_progress(cfg))
+    print(f"fedlite: starting the simulation runtime (Ray) with {cfg.num_clients} clients ...",
+          flush=True)
+    summary = simulate(cfg, scenario.resources, verbose=args.verbose,
+                       on_round=print_progress(cfg.num_rounds))
     client = summary.get("final-client-accuracy-mean")
     # Personalized models are judged on each client's own split, not the central test set.
-    accuracy = (f"mean client accuracy {_pct(client)} (std {_pct(summary['final-client-accuracy-std'])}), "
-                f"central {_pct(summary['final-accuracy'])}" if client is not None
-                else f"final accuracy {_pct(summary['final-accuracy'])}")
+    accuracy = (f"mean client accuracy {pct(client)} (std {pct(summary['final-client-accuracy-std'])}), "
+                f"central {pct(summary['final-accuracy'])}" if client is not None
+                else f"final accuracy {pct(summary['final-accuracy'])}")
     dense = summary.get("total-dense-bytes")
     saving = f" (dense model: {dense / 1e6:.1f} MB)" if dense else ""
     print(f"fedlite: done: {accuracy}, {summary['total-bytes'] / 1e6:.1f} MB on the wire{saving}, "
@@ -119,33 +127,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_progress(cfg: RunConfig):
-    def show(line: dict) -> None:
-        parts = [f"round {line['round']:>3}/{cfg.num_rounds}"]
-        if line.get("accuracy") is not None:
-            parts.append(f"accuracy {_pct(line['accuracy'])}  loss {line['loss']:.3f}")
-        if line.get("client-accuracy-mean") is not None:
-            parts.append(f"client accuracy {_pct(line['client-accuracy-mean'])}")
-        if "bytes-down" in line:
-            parts.append(f"down {line['bytes-down'] / 1e6:.2f} MB  up {line['bytes-up'] / 1e6:.2f} MB"
-                         f"  replies {line['replies-ok']} ok {line['replies-failed']} failed")
-        parts += method_parts(line)
-        parts.append(f"{line['seconds']:.1f} s")
-        print("  ".join(parts), flush=True)
-    return show
+def start_line(cfg) -> str:
+    """The run as it will be, after the overrides: strategy, model, data, clients, rounds,
+    and the methods that are on."""
+    from fedlite.methods import table
 
-
-def method_parts(line: dict) -> list[str]:
-    """What a method did this round, so a run shows it is on: skipping, FSP's stage."""
-    parts = []
-    if line.get("train/skip-backprop-fraction") is not None:
-        parts.append(f"backprop {_pct(line['train/skip-backprop-fraction'])}"
-                     f"  tau {line['train/skip-threshold']:.2f}")
-    if line.get("stage") is not None:
-        fsp_loss = line.get("train/fsp-loss")
-        parts.append(f"stage {line['stage']}"
-                     + (f"  fsp-loss {fsp_loss:.3f}" if fsp_loss is not None else ""))
-    return parts
+    strategy = cfg.strategy.rpartition(":")[2] or cfg.strategy.rpartition(".")[2]
+    methods = [method.label for method, settings in table.active(cfg) if settings is not None]
+    text = (f"{strategy}, model {cfg.model}, dataset {cfg.dataset}, {cfg.num_clients} clients, "
+            f"{cfg.num_rounds} rounds, seed {cfg.seed}")
+    if cfg.resume_from:
+        text += f", resuming {cfg.resume_from}"
+    return text + (f"; methods: {', '.join(methods)}" if methods else "")
 
 
 def _list(_: argparse.Namespace) -> int:
@@ -160,9 +153,9 @@ def _list(_: argparse.Namespace) -> int:
 
 
 def _keys(_: argparse.Namespace) -> int:
-    from simulations.key_help import toml_lines
+    from simulations.key_help import keys_text
 
-    print("\n".join(toml_lines(RunConfig().to_flat())))
+    print(keys_text())
     return 0
 
 
@@ -185,10 +178,6 @@ def _download(args: argparse.Namespace) -> int:
 
     print(download(args.dataset, args.dest))
     return 0
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """Run a fedlite configuration on Flower's Simulation Runtime (Ray), in this process.
 
-This is the path Flower's own ``flwr-simulation`` takes (``_run_simulation`` with a ``Run``
-whose override config is fused with the app's pyproject defaults), minus the SuperLink:
-the ServerApp and ClientApps get the same run config as under ``flwr run .``, and the
-driver sees every round as it ends.
+The ServerApp and ClientApps get the same run config as under ``flwr run .`` (through
+``simulations.flower_runtime``, the one place that touches Flower's internals), and the driver
+sees every round as it ends.
 """
 
 from __future__ import annotations
@@ -50,21 +49,19 @@ class Resources:
 
 def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: bool = False,
              on_round: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run ``cfg`` with one SuperNode per client; returns the run summary."""
-    from flwr.app import Context, RecordDict
-    from flwr.common.constant import SUPERLINK_NODE_ID
-    from flwr.supercore.constant import NOOP_FEDERATION_ID
-    from flwr.supercore.telemetry import EventType
+    """Run ``cfg`` with one SuperNode per client; returns the run summary.
+
+    Raises ``strategies.failure.RunFailed`` (after the records are written) when no round
+    after the first changed the model.
+    """
+    import torch
     from flwr.serverapp import ServerApp
-    from flwr.simulation.run_simulation import _run_simulation
-    from flwr.supercore.run import Run
-    from flwr.supercore.task_identity import TaskIdentity
 
     from clients.client_app import app as client_app
+    from simulations.flower_runtime import run_in_process
+    from strategies.failure import RunFailed
     from strategies.grids import StoppableGrid
     from strategies.server_app import preflight, run_federation
-
-    import torch
 
     resources.check_fits(os.cpu_count(), torch.cuda.device_count())
     if not (PROJECT_ROOT / "pyproject.toml").is_file():
@@ -85,13 +82,6 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     def _main(grid, context) -> None:
         summaries.append(run_federation(StoppableGrid(grid, failed), cfg, on_round))
 
-    run = Run.create_empty(run_id=_random_id())
-    run.primary_task_id = _random_id()
-    run.federation_id = NOOP_FEDERATION_ID
-    run.override_config = cfg.to_flat()
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, run.run_id, SUPERLINK_NODE_ID
-    context = Context(run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(),
-                      run_config=cfg.to_flat())
     backend_config = {"client_resources": {"num_cpus": resources.num_cpus,
                                            "num_gpus": resources.num_gpus},
                       "init_args": {"include_dashboard": False,
@@ -104,11 +94,10 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     os.environ.setdefault("RAY_worker_niceness", "0")
     warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
     try:
-        _run_simulation(num_supernodes=cfg.num_clients,
-                        exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-                        client_app=client_app, server_app=server_app, backend_name="ray",
-                        backend_config=backend_config, app_dir=str(PROJECT_ROOT), run=run,
-                        server_app_context=context, is_app=True, verbose_logging=verbose)
+        run_in_process(num_supernodes=cfg.num_clients, client_app=client_app,
+                       server_app=server_app, run_config=cfg.to_flat(),
+                       backend_config=backend_config, app_dir=str(PROJECT_ROOT),
+                       verbose=verbose)
     except BaseException:
         failed.set()
         raise
@@ -117,10 +106,6 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     if not summaries:
         raise RuntimeError("the simulation ended without completing the run; rerun with "
                            "--verbose to see Flower's and Ray's logs")
+    if summaries[0].get("failure"):
+        raise RunFailed(f"{summaries[0]['failure']} (records in {summaries[0]['run-dir']})")
     return summaries[0]
-
-
-def _random_id() -> int:
-    import secrets
-
-    return secrets.randbits(63)

@@ -14,7 +14,8 @@ import torch
 from fedlite.data.sources import load_dataset
 from fedlite.models import build_model
 from fedlite.train import TrainSettings, train, evaluate
-from fedlite.hadamard import convert, HadamardConv2d, HadamardLinear, PersonalHadamardLinear
+from fedlite.hadamard.convert import convert
+from fedlite.hadamard import HadamardConv2d, HadamardLinear, PersonalHadamardLinear
 from fedlite.config import RunConfig
 from fedlite.train.skip import skip_gate
 from fedlite.federation import data_for, run_sequential_fedavg

@@ -20,8 +20,11 @@ class RoundTraffic:
     array_messages_up: int = 0
     replies_ok: int = 0
     replies_failed: int = 0
-    train_metrics: dict[str, Any] = field(default_factory=dict)
+    train_metrics: dict[str, Any] = field(default_factory=dict)  # the clients', summarized
+    # what the strategy's aggregate_train / aggregate_evaluate returned as metrics
+    strategy_train_metrics: dict[str, Any] = field(default_factory=dict)
     evaluate_metrics: dict[str, Any] = field(default_factory=dict)
+    first_error: str | None = None  # the first failed reply's reason
     client_accuracies: list[float] = field(default_factory=list)
     # each client's held-out accuracy at the end of its local training, before aggregation
     trained_accuracies: list[float] = field(default_factory=list)
@@ -49,7 +52,7 @@ def summarize_client_metrics(records: list[MetricRecord]) -> dict[str, float]:
         return {}
     weights = [float(r.get("num-examples", 1)) for r in records]
     summary: dict[str, float] = {}
-    for key in {k for r in records for k, v in r.items() if isinstance(v, (int, float))}:
+    for key in sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))}):
         values = [float(r[key]) for r in records if key in r]
         if key in COUNTS:
             summary[key] = sum(values)
@@ -102,7 +105,13 @@ class Accounting(Strategy):
         traffic.train_metrics = summarize_client_metrics(records)
         traffic.trained_accuracies = [float(r["trained-eval-accuracy"]) for r in records
                                       if "trained-eval-accuracy" in r]
-        return self.inner.aggregate_train(server_round, replies)
+        errors = [msg for msg in replies if msg.has_error()]
+        if errors and traffic.first_error is None:
+            traffic.first_error = (f"node {errors[0].metadata.src_node_id}: "
+                                   f"{errors[0].error.reason}")
+        arrays, metrics = self.inner.aggregate_train(server_round, replies)
+        traffic.strategy_train_metrics = dict(metrics or {})
+        return arrays, metrics
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:

@@ -4,7 +4,7 @@
 what else a round depends on: the strategy's array state as far as Flower's strategies keep it
 in plain attributes (FedOpt's ``m_t``/``v_t``/``current_arrays``, FedAvgM's momentum), and the
 server's RNG states (FedAvg samples nodes with Python's ``random``). Client training is
-already deterministic per (seed, round, client) (``fedlite.federation.derive_seed``), so a
+already deterministic per (seed, round, client) (``fedlite.seeding.derive_seed``), so a
 resumed run ends with the same global model as an uninterrupted one.
 
 ``Strategy.start`` always counts rounds from 1: ``RoundOffset`` shifts every hook by the rounds
@@ -14,6 +14,7 @@ already done, so clients see the true round number (their learning rate and seed
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import random
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,9 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedlite.config import ConfigError, RunConfig
+from fedlite.records import load_checkpoint, load_checkpoint_state
+from strategies.loading import nested
+from strategies.reliability import unwrap
 
 STRATEGY, RNG = "__strategy__", "__rng__"
 # keys that may differ between the killed run and its resumption
@@ -34,32 +38,43 @@ RESUMABLE_CHANGES = {"num-rounds", "resume-from"}
 
 
 def strategy_state(strategy: Strategy) -> dict[str, np.ndarray]:
-    """The strategy's arrays kept in attributes: dicts and lists of arrays, ArrayRecords."""
+    """The state a user's strategy (and every strategy it wraps) keeps in attributes: arrays
+    (ArrayRecords, dicts and lists of arrays) and numbers (a DP wrapper's adaptive clipping
+    norm)."""
     state: dict[str, np.ndarray] = {}
-    for name, value in vars(strategy).items():
-        if isinstance(value, ArrayRecord):
-            state |= {f"{STRATEGY}/record/{name}/{k}": a.numpy() for k, a in value.items()}
-        elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray)
-                                                       for v in value.values()):
-            state |= {f"{STRATEGY}/dict/{name}/{k}": v for k, v in value.items()}
-        elif isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
-            state |= {f"{STRATEGY}/list/{name}/{i}": v for i, v in enumerate(value)}
+    for level, inner in enumerate(nested(strategy)):
+        for name, value in vars(inner).items():
+            prefix = f"{STRATEGY}/{{}}/{level}/{name}"
+            if isinstance(value, ArrayRecord):
+                state |= {f"{prefix.format('record')}/{k}": a.numpy() for k, a in value.items()}
+            elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray)
+                                                           for v in value.values()):
+                state |= {f"{prefix.format('dict')}/{k}": v for k, v in value.items()}
+            elif isinstance(value, list) and value and all(isinstance(v, np.ndarray)
+                                                           for v in value):
+                state |= {f"{prefix.format('list')}/{i}": v for i, v in enumerate(value)}
+            elif isinstance(value, (bool, int, float)):
+                state[f"{prefix.format('number')}/"] = np.asarray(value)
     return state
 
 
 def restore_strategy_state(strategy: Strategy, stored: Mapping[str, np.ndarray]) -> None:
-    values: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    levels = list(nested(strategy))
+    values: dict[tuple[str, int, str], dict[str, np.ndarray]] = {}
     for key, array in stored.items():
         if key.startswith(STRATEGY + "/"):
-            _, kind, name, item = key.split("/", 3)
-            values.setdefault((kind, name), {})[item] = array
-    for (kind, name), items in values.items():
+            _, kind, level, name, item = key.split("/", 4)
+            values.setdefault((kind, int(level), name), {})[item] = array
+    for (kind, level, name), items in values.items():
+        target = levels[level]
         if kind == "record":
-            setattr(strategy, name, ArrayRecord({k: Array(v) for k, v in items.items()}))
+            setattr(target, name, ArrayRecord({k: Array(v) for k, v in items.items()}))
         elif kind == "dict":
-            setattr(strategy, name, dict(items))
+            setattr(target, name, dict(items))
+        elif kind == "list":
+            setattr(target, name, [items[str(i)] for i in range(len(items))])
         else:
-            setattr(strategy, name, [items[str(i)] for i in range(len(items))])
+            setattr(target, name, type(getattr(target, name))(items[""].item()))
 
 
 def rng_state() -> dict[str, np.ndarray]:
@@ -80,8 +95,6 @@ def restore_rng_state(stored: Mapping[str, np.ndarray]) -> None:
 def check_resumable(cfg: RunConfig) -> None:
     """``resume-from`` names a killed run of the same config but for ``num-rounds`` (checked in
     preflight, before any worker starts)."""
-    from fedlite.records import load_checkpoint
-
     if not cfg.resume_from:
         return
     run_dir = Path(cfg.resume_from)
@@ -136,12 +149,6 @@ class RoundOffset(Strategy):
 def resume(cfg: RunConfig, strategy: Strategy, initial: ArrayRecord
            ) -> tuple[Strategy, ArrayRecord, int]:
     """What ``start`` runs: the strategy (shifted), the arrays to start from, rounds done."""
-    from flwr.common import log  # here: the module's pure helpers stay testable without it
-    from logging import INFO
-
-    from fedlite.records import load_checkpoint, load_checkpoint_state
-    from strategies.reliability import unwrap
-
     if not cfg.resume_from:
         return strategy, initial, 0
     run_dir = Path(cfg.resume_from)
@@ -152,7 +159,8 @@ def resume(cfg: RunConfig, strategy: Strategy, initial: ArrayRecord
     state = load_checkpoint_state(run_dir)
     restore_strategy_state(unwrap(strategy), state)
     restore_rng_state(state)
-    log(INFO, "fedlite: resuming %s after round %d of %d", run_dir, done, cfg.num_rounds)
+    logging.getLogger("flwr").info("fedlite: resuming %s after round %d of %d", run_dir, done,
+                                   cfg.num_rounds)
     return (RoundOffset(strategy, done),
             ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()}), done)
 
@@ -167,6 +175,4 @@ def shifted(evaluate_fn, done: int):
 
 def checkpoint_state(strategy: Strategy) -> dict[str, np.ndarray]:
     """The ``extra`` of each round's checkpoint."""
-    from strategies.reliability import unwrap
-
     return {**strategy_state(unwrap(strategy)), **rng_state()}

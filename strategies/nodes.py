@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from logging import INFO
 
-from flwr.common import log
 from flwr.serverapp import Grid
+
+log = logging.getLogger("flwr")
 
 
 def wait_for_nodes(grid: Grid, expected: int, timeout: float, poll: float = 0.2) -> int:
@@ -19,7 +20,7 @@ def wait_for_nodes(grid: Grid, expected: int, timeout: float, poll: float = 0.2)
     while True:
         count = len(list(grid.get_node_ids()))
         if count >= expected:
-            log(INFO, "%d of %d nodes registered", count, expected)
+            log.info("%d of %d nodes registered", count, expected)
             return count
         if time.monotonic() >= deadline:
             raise TimeoutError(

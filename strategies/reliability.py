@@ -12,18 +12,19 @@ returns no arrays, which ``Strategy.start`` reads as "keep the global model".
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from logging import INFO, WARNING
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 MINIMUMS = ("min_available_nodes", "min_train_nodes", "min_evaluate_nodes")
+
+log = logging.getLogger("flwr")
 
 
 class FixedNodes:
@@ -59,7 +60,7 @@ class Reliability(Strategy):
                 break
             time.sleep(self.poll)
         if len(nodes) < self.min_replies:
-            log(WARNING, "fedlite: round %d: only %d node(s) connected after %gs, fewer than "
+            log.warning("fedlite: round %d: only %d node(s) connected after %gs, fewer than "
                 "min-replies=%d", server_round, len(nodes), self.node_wait, self.min_replies)
         return nodes
 
@@ -91,12 +92,12 @@ class Reliability(Strategy):
         good = sum(not msg.has_error() for msg in replies)
         if good < self.min_replies:
             self.skipped.add(server_round)
-            log(WARNING, "fedlite: round %d skipped: %d usable repl%s within round-timeout, "
+            log.warning("fedlite: round %d skipped: %d usable repl%s within round-timeout, "
                 "min-replies=%d; the global model is unchanged", server_round, good,
                 "y" if good == 1 else "ies", self.min_replies)
             return None, None
         if good < len(replies):
-            log(INFO, "fedlite: round %d aggregates %d of %d replies", server_round, good,
+            log.info("fedlite: round %d aggregates %d of %d replies", server_round, good,
                 len(replies))
         return self.inner.aggregate_train(server_round, replies)
 

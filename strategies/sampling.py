@@ -1,9 +1,11 @@
-"""Seeded client sampling: one seed picks the same clients each round in every run.
+"""One seed, one order: node ids listed, and replies returned, in partition order.
 
 Flower's strategies sample with Python's ``random`` from ``grid.get_node_ids()``, and a
 simulation draws new random node ids each run, so seeding ``random`` alone does not fix which
-clients train. Each node is asked once for its partition id, and the grid lists node ids in
-partition order.
+clients train. Replies arrive in whatever order the clients finish, and float addition is not
+associative, so aggregating in arrival order makes two runs of one seed differ in the last
+bits (and then in accuracy). Each node is asked once for its partition id; the grid then lists
+node ids in partition order and hands every round's replies to the strategy in that order.
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ def partition_ids(grid: Grid, timeout: float) -> dict[int, int]:
 
 
 class PartitionOrderedGrid(ForwardingGrid):
-    """``grid`` with node ids listed by partition id (unknown nodes last, by id)."""
+    """``grid`` with node ids listed, and replies returned, by partition id (unknown nodes
+    last, by id)."""
 
     def __init__(self, grid: Grid, partitions: dict[int, int]) -> None:
         super().__init__(grid)
         self.partitions = partitions
 
+    def _key(self, node: int) -> tuple[bool, int, int]:
+        return node not in self.partitions, self.partitions.get(node, 0), node
+
     def get_node_ids(self) -> Iterable[int]:
-        return sorted(self.grid.get_node_ids(), key=lambda node: (
-            node not in self.partitions, self.partitions.get(node, 0), node))
+        return sorted(self.grid.get_node_ids(), key=self._key)
+
+    def send_and_receive(self, messages: Iterable[Message], *,
+                         timeout: float | None = None) -> Iterable[Message]:
+        replies = self.grid.send_and_receive(messages, timeout=timeout)
+        return sorted(replies, key=lambda reply: self._key(reply.metadata.src_node_id))

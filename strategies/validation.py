@@ -5,26 +5,39 @@ One NaN, one wrong shape or one ``num-examples = 1e12`` is enough to ruin a weig
 MetricRecord. A training reply must carry exactly the keys that were sent, with the same
 shapes and dtypes, finite values, and a positive ``num-examples`` no larger than
 ``max_examples``. Rejected replies are left out; the rest go to the wrapped strategy.
+
+What the wrapped strategy returns is cast back to the dtypes that were sent: Flower's FedOpt
+family and DP wrappers compute in float64, and the model's arrays keep their own dtype on the
+wire in both directions (so the next round's replies match and the bytes stay the model's).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
-from logging import WARNING
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.common import log
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 Spec = dict[str, tuple[tuple[int, ...], str]]  # key -> (shape, dtype) of what was sent
+log = logging.getLogger("flwr")
 
 
 def spec_of(arrays: ArrayRecord) -> Spec:
     return {key: (tuple(array.shape), str(array.dtype)) for key, array in arrays.items()}
+
+
+def cast_to(arrays: ArrayRecord, expected: Spec) -> ArrayRecord:
+    """``arrays`` with each array in the dtype ``expected`` names (unchanged if all match)."""
+    if all(str(a.dtype) == expected.get(k, (None, str(a.dtype)))[1] for k, a in arrays.items()):
+        return arrays
+    return ArrayRecord({k: Array(np.ascontiguousarray(a.numpy().astype(expected[k][1])))
+                        if k in expected and str(a.dtype) != expected[k][1] else a
+                        for k, a in arrays.items()})
 
 
 def problem(msg: Message, expected: Spec, max_examples: float,
@@ -87,9 +100,10 @@ class Validation(Strategy):
                 continue
             node = msg.metadata.src_node_id
             rejected.append((node, reason))
-            log(WARNING, "fedlite: round %d: rejected the reply of node %d: %s", server_round,
-                node, reason)
-        return self.inner.aggregate_train(server_round, kept)
+            log.warning("fedlite: round %d: rejected the reply of node %d: %s", server_round,
+                        node, reason)
+        arrays, metrics = self.inner.aggregate_train(server_round, kept)
+        return (None if arrays is None else cast_to(arrays, expected)), metrics
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:

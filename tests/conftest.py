@@ -1,4 +1,5 @@
-"""Shared fixtures: the digits dataset and a private partition cache."""
+"""Shared fixtures: the digits dataset, a private partition cache, a ServerApp's identity, and
+a federation run in this process."""
 
 from __future__ import annotations
 
@@ -21,3 +22,48 @@ def partition_cache(tmp_path, monkeypatch):
     cache = tmp_path / "partitions"
     monkeypatch.setattr(partition, "CACHE_DIR", cache)
     return cache
+
+
+@pytest.fixture
+def server_identity():
+    """Messages read the run and task ids of the process, as inside a ServerApp."""
+    from simulations.flower_runtime import server_identity
+
+    with server_identity():
+        yield
+
+
+class InProcessGrid:
+    """Runs the real ClientApp in this process, one Context per node, in node order: for
+    contracts about the ServerApp, the strategies and the client's round rather than about Ray
+    (the Ray path of the same apps is covered by the tests marked ``integration``)."""
+
+    def __init__(self, cfg) -> None:
+        from flwr.app import Context, RecordDict
+
+        self.contexts = {100 + i: Context(run_id=1, node_id=100 + i, state=RecordDict(),
+                                          node_config={"partition-id": i,
+                                                       "num-partitions": cfg.num_clients},
+                                          run_config=cfg.to_flat())
+                         for i in range(cfg.num_clients)}
+
+    def get_node_ids(self):
+        return list(self.contexts)
+
+    def send_and_receive(self, messages, *, timeout=None):
+        from clients.client_app import app
+
+        return [app(msg, self.contexts[msg.metadata.dst_node_id]) for msg in messages]
+
+
+@pytest.fixture
+def in_process(server_identity):
+    """``run(cfg, on_round=None)``: preflight, then the ServerApp's federation on an
+    ``InProcessGrid``; returns the run summary."""
+    from strategies.server_app import preflight, run_federation
+
+    def run(cfg, on_round=None):
+        cfg = preflight(cfg)
+        return run_federation(InProcessGrid(cfg), cfg, on_round)
+
+    return run

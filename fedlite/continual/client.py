@@ -1,5 +1,5 @@
-"""The client's continual round: task boundary bookkeeping, then the one training loop twice
-(first model with prototype replay, second model by two-teacher distillation).
+"""The client's side of continual learning: task-boundary bookkeeping, the old head, and the
+student's optimizer (``fedlite.continual.method`` assembles them into a client's round).
 
 At the first round a client trains in task t > 0, the arrays it receives are the global model
 that ended task t-1. With them it (1) selects one prototype per class of the finished tasks from
@@ -19,16 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fedlite.config import RunConfig
 from fedlite.continual import augment, memory as mem
-from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, ProximalTerm,
-                                      TwoTeacherKD, freeze)
 from fedlite.continual.model import Branch, ContinualNet
-from fedlite.continual.tasks import TaskPlan, task_plan
-from fedlite.data import ClientData
-from fedlite.federation import derive_seed
-from fedlite.train import TrainResult, TrainSettings, train
-from fedlite.train.loop import scaled_lr_groups
+from fedlite.continual.settings import ContinualConfig
+from fedlite.continual.tasks import TaskPlan
+from fedlite.seeding import Stream, derive_seed
+from fedlite.train.loop import TrainSettings, scaled_lr_groups
 
 log = logging.getLogger(__name__)
 P = mem.PREFIX
@@ -100,11 +96,10 @@ def reuse_head(student: Branch, teacher: Branch) -> None:
     student.classifier.load_state_dict(teacher.classifier.state_dict())
 
 
-def cross_boundary(model: ContinualNet, x: np.ndarray, y: np.ndarray, cfg: RunConfig,
-                   plan: TaskPlan, task: int, server_round: int, client_id: int,
+def cross_boundary(model: ContinualNet, x: np.ndarray, y: np.ndarray, c: ContinualConfig,
+                   plan: TaskPlan, task: int, seed: int, server_round: int, client_id: int,
                    device, state: MutableMapping[str, np.ndarray]) -> dict[str, float]:
     """Prototypes for every finished class not yet in memory, the old head, new vectors."""
-    c = cfg.continual
     teacher = model.teacher
     old_classes = plan.seen_classes(task - 1)
     teacher.set_seen(old_classes)
@@ -123,8 +118,8 @@ def cross_boundary(model: ContinualNet, x: np.ndarray, y: np.ndarray, cfg: RunCo
     if len(new):
         mem.store(state, mem.merge(memory, new))
         if c.method == "adaptive":
-            generator = torch.Generator().manual_seed(derive_seed(cfg.seed, server_round,
-                                                                  client_id, 4))
+            generator = torch.Generator().manual_seed(derive_seed(seed, server_round, client_id,
+                                                                  Stream.VECTORS))
             fresh = augment.init_vectors(len(new), c.vectors_per_class, new.features.shape[1],
                                          generator)
             old = state.get(P + "vectors")
@@ -132,96 +127,3 @@ def cross_boundary(model: ContinualNet, x: np.ndarray, y: np.ndarray, cfg: RunCo
                                     torch.cat([torch.as_tensor(old), fresh])).numpy()
     state.update(_head_arrays(teacher))
     return {"continual-missing-prototypes": float(len(missing))}
-
-
-def continual_round(model: ContinualNet, client: ClientData, cfg: RunConfig, server_round: int,
-                    client_id: int, settings: TrainSettings, device,
-                    state: MutableMapping[str, np.ndarray] | None) -> TrainResult:
-    if not isinstance(model, ContinualNet):
-        raise TypeError("continual.enabled needs model = \"continual-cnn\" (feature extractor + "
-                        f"embedding + classifier, and a student); got {type(model).__name__}")
-    state = {} if state is None else state
-    c = cfg.continual
-    plan = task_plan(cfg, model.teacher.num_classes)
-    task = plan.task_of_round(server_round)
-    teacher, student = model.teacher, model.student
-    metrics: dict[str, float] = {"continual-task": float(task)}
-    last = int(_scalar(state[P + "task"])) if P + "task" in state else -1
-    if c.method != "finetune" and task > 0 and last < task:
-        metrics |= cross_boundary(model, client.train_x, client.train_y, cfg, plan, task,
-                                  server_round, client_id, device, state)
-    points, generator = None, torch.Generator().manual_seed(settings.seed ^ 0x5EED)
-    kd_head = None
-    memory = mem.load(state)
-    radius = _scalar(state.get(P + "radius", 0.0)) * c.radius_scale
-    if c.method != "finetune" and task > 0:
-        if memory is None or len(memory) == 0 or radius <= 0:
-            log.warning("fedlite.continual: client %d has an empty prototype memory in task %d: "
-                        "it trains without replay (counted in continual-empty-memory)",
-                        client_id, task)
-            metrics["continual-empty-memory"] = 1.0
-        elif c.method == "pass":
-            def points(n: int, m=memory, r=radius):
-                return augment.gaussian_points(m, r, n, generator)
-        else:
-            bound = radius * float(np.sqrt(memory.features.shape[1]))
-            head = old_head(teacher, state, plan.seen_classes(task - 1))
-            kd_head = head  # the old head also anchors the old classes' logits (OldHeadKD)
-            vectors, fit = augment.fit_vectors(torch.as_tensor(state[P + "vectors"]), memory,
-                                               head, bound, steps=c.augment_steps,
-                                               lr=c.augment_lr)
-            state[P + "vectors"] = vectors.numpy()
-            metrics |= fit
-
-            def points(n: int, m=memory, v=vectors, r=bound):
-                return augment.adaptive_points(m, v, r, n, generator)
-        metrics["continual-memory-classes"] = float(0 if memory is None else len(memory))
-    x, y = task_data(client.train_x, client.train_y, plan.tasks[task], c.max_samples_per_class)
-    if len(y) == 0:
-        log.warning("fedlite.continual: client %d holds no sample of task %d: it sends its "
-                    "arrays with weight 0 (counted in continual-empty-client)", client_id, task)
-        metrics["continual-empty-client"] = 1.0
-    seen = plan.seen_classes(task)
-    model.set_seen(seen)
-    terms = []
-    if c.method == "adaptive" or (c.method == "pass" and points is not None):
-        terms.append(PrototypeReplay(points, proto_weight=c.proto_weight,
-                                     contrast_weight=c.contrast_weight if c.method == "adaptive"
-                                     else 0.0, temperature=c.contrast_temperature))
-    if c.method == "adaptive" and kd_head is not None and c.old_kd_weight > 0:
-        terms.append(OldHeadKD(kd_head, kd_head.seen, points, weight=c.old_kd_weight,
-                               temperature=c.kd_temperature))
-    frozen = c.freeze_extractor and c.method != "finetune" and task > 0
-    freeze(teacher.features, frozen)
-    try:
-        result = train(teacher, x, y, settings, device=device, loss_terms=terms)
-        if c.student:
-            reuse_head(student, teacher)
-            kd = TwoTeacherKD(teacher, points if c.method != "finetune" else None,
-                              c.kd_temperature)
-            # The student's head (the teacher's, fine-tuned) keeps the same anchor to the old head.
-            student_terms = [kd, *(t for t in terms if isinstance(t, OldHeadKD))]
-            # Adaptive only: the baselines' students keep the recipe they were measured with.
-            adaptive = c.method == "adaptive"
-            if adaptive and memory is not None and memory.samples is not None \
-                    and c.student_anchor_weight > 0:
-                student_terms.append(PrototypeAnchor(teacher, memory.samples,
-                                                     c.student_anchor_weight, c.kd_temperature))
-            if adaptive and c.student_prox > 0:
-                student_terms.append(ProximalTerm(student.features, c.student_prox))
-            head_scale = c.student_head_lr_scale if adaptive else 1.0
-            # More epochs than the teacher: after the teacher's epochs the student's feature
-            # regression is still underfit, and old-class inputs near the head's boundaries flip.
-            student_settings = dataclasses.replace(
-                settings, seed=settings.seed ^ 1, epochs=settings.epochs * c.student_epochs_scale)
-            distilled = train(student, x, y, student_settings, device=device, task_loss=False,
-                              loss_terms=student_terms,
-                              make_optimizer=adam(c.student_lr, head_scale))
-            metrics |= {"continual-student-loss": distilled.loss,
-                        "continual-student-train-accuracy": distilled.accuracy}
-    finally:  # the model object is reused by the next client in this worker
-        freeze(teacher.features, False)
-        freeze(student.features, False)
-    state[P + "task"] = np.asarray([task])
-    result.method_metrics.update(metrics)
-    return result

@@ -1,6 +1,6 @@
 """The server's view of a continual run: accuracy on the classes seen so far after every round,
 per-task accuracy at every task end, average incremental accuracy and forgetting, for the first
-model and for the student. Framework-free; the ServerApp calls it from its round hook.
+model and for the student. The continual method hands it to the server as its evaluation.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fedlite.config import ConfigError, RunConfig
 from fedlite.continual.model import Branch, ContinualNet, parameter_count
-from fedlite.continual.tasks import check_holders, task_plan
-from fedlite.data import FederatedData
+from fedlite.continual.settings import ContinualConfig
+from fedlite.continual.tasks import task_plan
+from fedlite.methods import RunSetup
 
 
 def forgetting(matrix: list[list[float]]) -> float:
@@ -45,22 +45,16 @@ def predictions(branch: Branch, x: np.ndarray, y: np.ndarray,
     return (np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)), loss / max(len(y), 1)
 
 
-def check(cfg: RunConfig, data: FederatedData, model: torch.nn.Module) -> None:
-    """Preflight: the model kind, the task plan, and that some client holds every task class."""
-    if not isinstance(model, ContinualNet):
-        raise ConfigError("run config `model`: continual.enabled needs model = "
-                          f"\"continual-cnn\", got {cfg.model!r}")
-    plan = task_plan(cfg, data.dataset.num_classes)
-    check_holders(plan, [data.client(i).train_y for i in range(data.num_clients)])
-
-
 class ContinualTracker:
-    def __init__(self, cfg: RunConfig, data: FederatedData) -> None:
-        self.plan = task_plan(cfg, data.dataset.num_classes)
+    """The server's evaluation of a continual run (replaces central evaluation)."""
+
+    def __init__(self, c: ContinualConfig, setup: RunSetup) -> None:
+        data = setup.data
+        self.plan = task_plan(c, setup.num_rounds, data.dataset.num_classes)
         self.test_x, self.test_y = data.dataset.test_x, data.dataset.test_y
         self.rows: dict[str, list[list[float]]] = {"teacher": [], "student": []}
         self.seen_accuracy: dict[str, list[float]] = {"teacher": [], "student": []}
-        self.student = cfg.continual.student
+        self.student = c.student
         self.params: dict[str, int] = {}
 
     def round_metrics(self, model: ContinualNet, server_round: int) -> dict[str, Any]:

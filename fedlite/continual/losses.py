@@ -10,7 +10,8 @@ together and pushes classes apart (seed 004, [0058], [0079]).
 current batch and on the augmented old-class points. Two more terms keep the student's
 extractor on the old classes, whose data it never sees again: ``PrototypeAnchor`` matches the
 teacher on the stored prototype samples (features, and logits through the student's head),
-``ProximalTerm`` holds the extractor near the weights it started the round with.
+``fedlite.train.proximal.ProximalTerm`` holds the extractor near the weights it started the
+round with.
 """
 
 from __future__ import annotations
@@ -159,22 +160,6 @@ class PrototypeAnchor:
         _, l_s = model.head(f_s.detach())
         kd = kl_at(l_s, l_t, model.seen, self.temperature)
         return self.weight * (relative_mse(f_s, f_t) + kd)
-
-
-class ProximalTerm:
-    """weight x mean squared distance of ``module``'s parameters from their values at the first
-    call (the round's start, before any step): limits how far new-task data drags them."""
-
-    def __init__(self, module: nn.Module, weight: float) -> None:
-        self.module, self.weight = module, weight
-        self.start: list[Tensor] | None = None
-
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
-        params = list(self.module.parameters())
-        if self.start is None:  # lazily, so the snapshot sits on the training device
-            self.start = [p.detach().clone() for p in params]
-        squared = sum((p - q).pow(2).sum() for p, q in zip(params, self.start))
-        return self.weight * squared / sum(q.numel() for q in self.start)
 
 
 def freeze(module: nn.Module, frozen: bool) -> None:

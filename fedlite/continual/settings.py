@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedlite.continual.tasks import parse_tasks
+from fedlite.errors import require
+from fedlite.fields import setting
+
 METHODS = ("finetune", "pass", "adaptive")
 
 
@@ -17,57 +21,57 @@ class ContinualConfig:
     LwF-style distillation from the old head on the old classes' logits).
     """
 
-    enabled: bool = False
-    tasks: str = ""  # "0-1,2-3,4-5"; "" = the classes split into num-tasks equal groups
-    num_tasks: int = 5
-    rounds_per_task: int = 2  # num-rounds must equal num-tasks x rounds-per-task
-    method: str = "adaptive"
-    freeze_extractor: bool = True  # pass/adaptive: after task 0 only embedding + classifier learn
-    radius_scale: float = 0.25  # augmentation range, in units of the PASS radius (x sqrt(dim))
-    vectors_per_class: int = 16  # learnable augmentation vectors per old prototype
-    augment_steps: int = 20  # Adam steps on the vectors per round, through the old classifier
-    augment_lr: float = 0.05
-    proto_weight: float = 2.0  # CE on augmented old-class points
-    contrast_weight: float = 0.5  # supervised contrastive loss in the joint embedding space
-    contrast_temperature: float = 0.1
-    old_kd_weight: float = 1.0  # adaptive: KL to the old head on old-class logits (0 = off)
-    student: bool = True  # train the smaller second model by two-teacher distillation
-    kd_temperature: float = 2.0
-    student_lr: float = 0.003  # Adam, the student only
-    student_epochs_scale: int = 2  # the student's local epochs = local-epochs x this
-    student_head_lr_scale: float = 0.1  # adaptive: the student's head (the teacher's) learns slower
-    student_anchor_weight: float = 1.0  # adaptive: student matches the teacher on prototype samples
-    student_prox: float = 100.0  # adaptive: pull of the student's extractor to its round start
-    max_samples_per_class: int = 0  # per client and class; 0 = all (sizes a benchmark)
+    enabled: bool = setting(False, "classes arrive in tasks of federated rounds")
+    tasks: str = setting("", "the task plan, e.g. 0-1,2-3; '' = num-tasks equal groups")
+    num_tasks: int = setting(5, "tasks when continual.tasks is empty")
+    rounds_per_task: int = setting(2, "rounds per task; num-rounds = tasks x this")
+    method: str = setting("adaptive", "finetune, pass or adaptive (prototype augmentation + "
+                                      "distillation)")
+    freeze_extractor: bool = setting(True, "after task 0 only the embedding and classifier learn")
+    radius_scale: float = setting(0.25, "augmentation range, in units of the PASS radius")
+    vectors_per_class: int = setting(16, "learnable augmentation vectors per old prototype")
+    augment_steps: int = setting(20, "Adam steps on the vectors per round")
+    augment_lr: float = setting(0.05, "learning rate of the augmentation vectors")
+    proto_weight: float = setting(2.0, "weight of cross-entropy on augmented old-class points")
+    contrast_weight: float = setting(0.5, "weight of the supervised contrastive loss")
+    contrast_temperature: float = setting(0.1, "temperature of the contrastive loss")
+    old_kd_weight: float = setting(1.0, "adaptive: KL to the old head on old-class logits; 0 = "
+                                        "off")
+    student: bool = setting(True, "also distil a smaller student from two teachers")
+    kd_temperature: float = setting(2.0, "distillation temperature")
+    student_lr: float = setting(0.003, "the student's Adam learning rate")
+    student_epochs_scale: int = setting(2, "the student's local epochs = local-epochs x this")
+    student_head_lr_scale: float = setting(0.1, "adaptive: the student's head learns at this "
+                                                "share")
+    student_anchor_weight: float = setting(1.0, "adaptive: student matches the teacher on "
+                                                "prototypes")
+    student_prox: float = setting(100.0, "adaptive: pull of the student's extractor to its round "
+                                         "start")
+    max_samples_per_class: int = setting(0, "cap on training samples per client and class; 0 = "
+                                            "all")
 
     def __post_init__(self) -> None:
-        # Deferred: fedlite.config imports this module to declare the section.
-        from fedlite.config import ConfigError
+        def check(ok: bool, key: str, message: str) -> None:
+            require(ok, f"continual.{key}", message)
 
-        def require(ok: bool, key: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"run config `continual.{key}`: {message}")
-
-        require(self.method in METHODS, "method", f"choose one of {', '.join(METHODS)}")
-        require(self.num_tasks >= 1, "num-tasks", "must be a positive integer")
-        require(self.rounds_per_task >= 1, "rounds-per-task", "must be a positive integer")
-        require(self.radius_scale > 0, "radius-scale", "must be > 0")
-        require(self.vectors_per_class >= 1, "vectors-per-class", "must be >= 1")
-        require(self.augment_steps >= 0, "augment-steps", "must be >= 0")
-        require(self.augment_lr > 0, "augment-lr", "must be > 0")
-        require(self.proto_weight >= 0, "proto-weight", "must be >= 0")
-        require(self.contrast_weight >= 0, "contrast-weight", "must be >= 0")
-        require(self.contrast_temperature > 0, "contrast-temperature", "must be > 0")
-        require(self.old_kd_weight >= 0, "old-kd-weight", "must be >= 0")
-        require(self.kd_temperature > 0, "kd-temperature", "must be > 0")
-        require(self.student_lr > 0, "student-lr", "must be > 0")
-        require(self.student_epochs_scale >= 1, "student-epochs-scale",
-                "must be a positive integer (1 = the run's local-epochs)")
-        require(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
-        require(self.student_anchor_weight >= 0, "student-anchor-weight", "must be >= 0 (0 = off)")
-        require(self.student_prox >= 0, "student-prox", "must be >= 0 (0 = off)")
-        require(self.max_samples_per_class >= 0, "max-samples-per-class", "must be >= 0 (0 = all)")
+        check(self.method in METHODS, "method", f"choose one of {', '.join(METHODS)}")
+        check(self.num_tasks >= 1, "num-tasks", "must be a positive integer")
+        check(self.rounds_per_task >= 1, "rounds-per-task", "must be a positive integer")
+        check(self.radius_scale > 0, "radius-scale", "must be > 0")
+        check(self.vectors_per_class >= 1, "vectors-per-class", "must be >= 1")
+        check(self.augment_steps >= 0, "augment-steps", "must be >= 0")
+        check(self.augment_lr > 0, "augment-lr", "must be > 0")
+        check(self.proto_weight >= 0, "proto-weight", "must be >= 0")
+        check(self.contrast_weight >= 0, "contrast-weight", "must be >= 0")
+        check(self.contrast_temperature > 0, "contrast-temperature", "must be > 0")
+        check(self.old_kd_weight >= 0, "old-kd-weight", "must be >= 0")
+        check(self.kd_temperature > 0, "kd-temperature", "must be > 0")
+        check(self.student_lr > 0, "student-lr", "must be > 0")
+        check(self.student_epochs_scale >= 1, "student-epochs-scale",
+              "must be a positive integer (1 = the run's local-epochs)")
+        check(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
+        check(self.student_anchor_weight >= 0, "student-anchor-weight", "must be >= 0 (0 = off)")
+        check(self.student_prox >= 0, "student-prox", "must be >= 0 (0 = off)")
+        check(self.max_samples_per_class >= 0, "max-samples-per-class", "must be >= 0 (0 = all)")
         if self.tasks:
-            from fedlite.continual.tasks import parse_tasks
-
             parse_tasks(self.tasks)  # syntax and overlap; coverage needs the dataset

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedlite.config import ConfigError, RunConfig
+from typing import Any
+
+from fedlite.errors import ConfigError
 
 
 def parse_tasks(text: str) -> tuple[tuple[int, ...], ...]:
@@ -67,9 +69,9 @@ class TaskPlan:
         return tuple(c for classes in self.tasks[:task + 1] for c in classes)
 
 
-def task_plan(cfg: RunConfig, num_classes: int) -> TaskPlan:
-    """The validated plan for a dataset with ``num_classes`` classes; errors name the fix."""
-    c = cfg.continual
+def task_plan(c: Any, num_rounds: int, num_classes: int) -> TaskPlan:
+    """The validated plan of settings ``c`` (``ContinualConfig``) for a run of ``num_rounds``
+    over a dataset with ``num_classes`` classes; errors name the fix."""
     if c.tasks:
         tasks = parse_tasks(c.tasks)
     else:
@@ -88,10 +90,10 @@ def task_plan(cfg: RunConfig, num_classes: int) -> TaskPlan:
     if missing:
         raise ConfigError(f"run config `continual.tasks`: classes {missing} are in no task; "
                           "every class must arrive in exactly one task")
-    if cfg.num_rounds != len(tasks) * c.rounds_per_task:
+    if num_rounds != len(tasks) * c.rounds_per_task:
         raise ConfigError(f"run config `num-rounds`: must be {len(tasks)} tasks x "
                           f"continual.rounds-per-task={c.rounds_per_task} = "
-                          f"{len(tasks) * c.rounds_per_task}, got {cfg.num_rounds}")
+                          f"{len(tasks) * c.rounds_per_task}, got {num_rounds}")
     return TaskPlan(tasks, c.rounds_per_task)
 
 

@@ -4,20 +4,17 @@ Implementation based on Hyeon-Woo, Ye-Bin and Oh, "FedPara: Low-Rank Hadamard Pr
 for Communication-Efficient Federated Learning", ICLR 2022 (arXiv:2108.06098).
 """
 
-from fedlite.hadamard.convert import (LAYERS, ConversionReport, LayerReport, convert,
-                                      default_exclude)
-from fedlite.hadamard.keys import (FACTOR_PREFIX, LOCAL_PREFIX, is_factor_key, is_local_key,
-                                   split_state)
-from fedlite.hadamard.layers import (FactorizedConv2d, FactorizedLayer, FactorizedLinear,
-                                     HadamardConv2d, HadamardLinear, LowRankConv2d, LowRankLinear,
-                                     PersonalHadamardConv2d, PersonalHadamardLinear)
-from fedlite.hadamard.ranks import (MIN_RANK, factorized_params, lowrank_rank, rank_bounds,
-                                    rank_for_gamma)
+from fedlite.lazy import exports
 
-__all__ = [
-    "FACTOR_PREFIX", "LAYERS", "LOCAL_PREFIX", "MIN_RANK", "ConversionReport", "FactorizedConv2d",
-    "FactorizedLayer", "FactorizedLinear", "HadamardConv2d", "HadamardLinear", "LayerReport",
-    "LowRankConv2d", "LowRankLinear", "PersonalHadamardConv2d", "PersonalHadamardLinear",
-    "convert", "default_exclude", "factorized_params", "is_factor_key", "is_local_key",
-    "lowrank_rank", "rank_bounds", "rank_for_gamma", "split_state",
-]
+_WHERE = {
+    # ``convert`` itself is ``fedlite.hadamard.convert.convert``: the package attribute of that
+    # name is the submodule once it is imported
+    "convert": ["LAYERS", "ConversionReport", "LayerReport", "default_exclude"],
+    "keys": ["FACTOR_PREFIX", "LOCAL_PREFIX", "is_factor_key", "is_local_key", "split_state"],
+    "layers": ["FactorizedConv2d", "FactorizedLayer", "FactorizedLinear", "HadamardConv2d",
+               "HadamardLinear", "LowRankConv2d", "LowRankLinear", "PersonalHadamardConv2d",
+               "PersonalHadamardLinear"],
+    "ranks": ["MIN_RANK", "factorized_params", "lowrank_rank", "rank_bounds", "rank_for_gamma"],
+}
+__all__ = sorted(name for names in _WHERE.values() for name in names)
+__getattr__, __dir__ = exports(__name__, {n: m for m, names in _WHERE.items() for n in names})

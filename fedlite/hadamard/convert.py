@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,11 @@ class ConversionReport:
         """Model parameters after / before."""
         return self.params_after / self.params_before
 
+    def describe(self) -> dict:
+        """What config.json records about the conversion."""
+        return {"fedpara-mode": self.mode, "dense-params": self.params_before,
+                "layers": [dataclasses.asdict(layer) for layer in self.layers]}
+
     def __str__(self) -> str:
         rows = [("layer", "kind", "shape", "rank", "dense", "new")]
         rows += [(r.name, r.kind, "x".join(map(str, r.shape)), str(r.rank),
@@ -70,16 +76,19 @@ class ConversionReport:
 
 
 def default_exclude(model: nn.Module) -> tuple[str, ...]:
-    """Names of the ``nn.Linear`` layers after the model's last ``nn.Conv2d``: its dense head.
+    """Names of the ``nn.Linear`` layers that follow an ``nn.Conv2d``: the dense heads.
 
     The paper keeps VGG16's classifier (512-512-C) dense and factorises every conv. A model
-    without convolutions (the pFedPara MLP) gets ``()``: all its layers are factorised.
+    of several convolutional branches (continual learning's first and second model) keeps
+    every branch's head dense, so the branches' heads stay alike. A model without convolutions
+    (the pFedPara MLP) gets ``()``: all its layers are factorised.
     """
     modules = list(model.named_modules())
-    last_conv = max((i for i, (_, m) in enumerate(modules) if type(m) is nn.Conv2d), default=None)
-    if last_conv is None:
+    first_conv = min((i for i, (_, m) in enumerate(modules) if type(m) is nn.Conv2d),
+                     default=None)
+    if first_conv is None:
         return ()
-    return tuple(n for n, m in modules[last_conv + 1:] if type(m) is nn.Linear)
+    return tuple(n for n, m in modules[first_conv + 1:] if type(m) is nn.Linear)
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:

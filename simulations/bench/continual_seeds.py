@@ -50,7 +50,7 @@ def main(argv: list[str]) -> dict[str, Any]:
 
     def after_round(model: ContinualNet, server_round: int) -> None:
         tracker.round_metrics(model, server_round)
-        if server_round == cfg.num_rounds and cfg.continual.student:
+        if server_round == cfg.num_rounds and cfg.section("continual").student:
             task = tracker.plan.task_of_round(server_round)
             swaps.update(head_swap(model, data, tracker.plan.seen_classes(task)))
 

@@ -56,7 +56,7 @@ def run(quick: bool) -> dict[str, Any]:
                                                for r in trained) / len(trained)),
             "bytes_to_target": bytes_to(rounds, target),
             "accuracy_per_round": [round(r["accuracy"], 4) for r in rounds],
-            "gamma": cfg.fedpara.gamma if cfg.fedpara.mode != "none" else None}
+            "gamma": cfg.section("fedpara").gamma if cfg.section("fedpara").mode != "none" else None}
     dense, fedpara, lowrank = methods["dense"], methods["fedpara"], methods["lowrank"]
     saving = (dense["bytes_to_target"] / fedpara["bytes_to_target"]
               if fedpara["bytes_to_target"] else None)
@@ -69,7 +69,7 @@ def run(quick: bool) -> dict[str, Any]:
                          "lr": cfg.lr, "momentum": cfg.momentum, "clip_grad_norm": cfg.clip_grad_norm,
                          "local_epochs": cfg.local_epochs,
                          "central_eval_size": cfg.central_eval_size,
-                         "fedpara.exclude": cfg.fedpara.exclude, "seed": cfg.seed},
+                         "fedpara.exclude": cfg.section("fedpara").exclude, "seed": cfg.seed},
             "goals": {
                 "bytes_to_target_5x": saving is not None and saving >= 5,
                 "within_1_point_of_dense":

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlite.config import RunConfig
-from simulations.chain import run_chain, with_keys
+from simulations.chain import run_chain
 from simulations.engine import Resources, simulate
 
 TARGET_MODEL, INTERMEDIATES, TEACHER_MODEL = "resnet20", ["resnet14"], "resnet8"
@@ -93,20 +93,20 @@ def run(quick: bool) -> dict[str, Any]:
     work = workload(quick)
     cfg, rounds = work["config"], work["rounds"]
     teacher_runs: list[dict[str, Any]] = []
-    teacher = simulated(with_keys(cfg, {"model": TEACHER_MODEL, "num-rounds": rounds["teacher"],
+    teacher = simulated(cfg.with_keys({"model": TEACHER_MODEL, "num-rounds": rounds["teacher"],
                                         "run-name": "bench-fsp-teacher"}), teacher_runs)
     scratch_runs: list[dict[str, Any]] = []
-    simulated(with_keys(cfg, {"model": TARGET_MODEL, "num-rounds": rounds["target"],
+    simulated(cfg.with_keys({"model": TARGET_MODEL, "num-rounds": rounds["target"],
                               "run-name": "bench-fsp-scratch"}), scratch_runs)
     chain_runs: list[dict[str, Any]] = []
-    run_chain(with_keys(cfg, {"num-rounds": rounds["target"]}), teacher=teacher["run-dir"],
+    run_chain(cfg.with_keys({"num-rounds": rounds["target"]}), teacher=teacher["run-dir"],
               teacher_model=TEACHER_MODEL, models=[*INTERMEDIATES, TARGET_MODEL],
               intermediate_rounds=rounds["intermediate"],
               run_one=lambda step: simulated(step, chain_runs))
     # no intermediate, what choose_intermediates returns when the budget fits only the target;
     # the same number of cross-entropy rounds as the chain's target after a longer stage 1
     direct_runs: list[dict[str, Any]] = []
-    run_chain(with_keys(cfg, {"num-rounds": rounds["target"] + DIRECT_STAGE1_ROUNDS - 1,
+    run_chain(cfg.with_keys({"num-rounds": rounds["target"] + DIRECT_STAGE1_ROUNDS - 1,
                               "fsp.stage1-rounds": DIRECT_STAGE1_ROUNDS,
                               "run-name": "bench-fsp-direct"}),
               teacher=teacher["run-dir"], teacher_model=TEACHER_MODEL, models=[TARGET_MODEL],
@@ -123,8 +123,8 @@ def run(quick: bool) -> dict[str, Any]:
         "dataset": cfg.dataset, "clients": cfg.num_clients, "partitioner": cfg.partitioner,
         "dirichlet_alpha": cfg.dirichlet_alpha, "client_train_size": cfg.client_train_size,
         "teacher_model": TEACHER_MODEL, "chain": [*INTERMEDIATES, TARGET_MODEL],
-        "rounds": rounds, "fsp_stage1_rounds": cfg.fsp.stage1_rounds, "fsp_lr": cfg.fsp.lr,
-        "fsp_optimizer": cfg.fsp.optimizer,
+        "rounds": rounds, "fsp_stage1_rounds": cfg.section("fsp").stage1_rounds, "fsp_lr": cfg.section("fsp").lr,
+        "fsp_optimizer": cfg.section("fsp").optimizer,
         "target_accuracy_scratch_final": final, "target": target,
         "target_accuracy_progressive_final": chain_runs[-1]["series"]["accuracy"][-1],
         "rounds_to_target_scratch": hit_scratch,

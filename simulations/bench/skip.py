@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from fedlite.config import RunConfig
-from simulations.chain import with_keys
 from simulations.engine import Resources, simulate
 from simulations.scenarios import load_scenario
 
@@ -33,11 +32,11 @@ def workload(quick: bool) -> RunConfig:
     # local epochs: one epoch is three batches a client there)
     quick_keys = ["dataset=digits", "num-rounds=4", "num-clients=10"] if quick else []
     cfg = load_scenario("default", quick_keys).config
-    return with_keys(cfg, {"results-dir": "results/bench-runs", "run-name": "bench-skip"})
+    return cfg.with_keys({"results-dir": "results/bench-runs", "run-name": "bench-skip"})
 
 
 def skipping(cfg: RunConfig, bound: float) -> RunConfig:
-    return with_keys(cfg, {"skip.enabled": bound > 0, "skip.error-bound": bound})
+    return cfg.with_keys({"skip.enabled": bound > 0, "skip.error-bound": bound})
 
 
 def measure(cfg: RunConfig) -> dict[str, Any]:
@@ -68,10 +67,10 @@ def totals(outcome: dict[str, Any], rounds: int | None = None) -> dict[str, floa
 def run(quick: bool) -> dict[str, Any]:
     cfg = workload(quick)
     seed_form = skipping(cfg, ERROR_BOUND)
-    stale_form = with_keys(seed_form, {"skip.selection-every": STALE_EVERY})
+    stale_form = seed_form.with_keys({"skip.selection-every": STALE_EVERY})
     runs = {"plain": measure(cfg), "skip": measure(seed_form)}
     runs["stale"] = measure(stale_form)
-    runs["warmup"] = measure(with_keys(seed_form, {"skip.warmup-rounds": WARMUP_ROUNDS}))
+    runs["warmup"] = measure(seed_form.with_keys({"skip.warmup-rounds": WARMUP_ROUNDS}))
     second = {"skip": measure(seed_form), "plain": measure(cfg)}  # the mirror image
     plain, skip, stale = totals(runs["plain"]), totals(runs["skip"]), totals(runs["stale"])
     warmup = totals(runs["warmup"])
@@ -125,7 +124,7 @@ def sweep(cfg: RunConfig, quick: bool, runs: dict[str, Any]) -> list[dict[str, A
     Bounds 0 and ERROR_BOUND are the main runs cut at that round (same seeds, same trajectory).
     """
     rounds = SHORT_ROUNDS
-    short = with_keys(cfg, {"num-rounds": rounds, "run-name": "bench-skip-sweep"})
+    short = cfg.with_keys({"num-rounds": rounds, "run-name": "bench-skip-sweep"})
     outcomes = {0.0: totals(runs["plain"], rounds), ERROR_BOUND: totals(runs["skip"], rounds)}
     for bound in ((0.3,) if quick else (0.05, 0.3)):
         outcomes[bound] = totals(measure(skipping(short, bound)))
@@ -139,7 +138,7 @@ def fedpara_pair(cfg: RunConfig, quick: bool) -> dict[str, Any] | None:
     """The same comparison with FedPara layers, when the ``fedpara`` section exists."""
     if "fedpara.mode" not in cfg.to_flat():
         return None
-    para = with_keys(cfg, {"fedpara.mode": "fedpara", "num-rounds": SHORT_ROUNDS,
+    para = cfg.with_keys({"fedpara.mode": "fedpara", "num-rounds": SHORT_ROUNDS,
                            "lr": FEDPARA_LR, "run-name": "bench-skip-fedpara"})
     plain, skip = totals(measure(para)), totals(measure(skipping(para, ERROR_BOUND)))
     return {"rounds": para.num_rounds, "lr": para.lr, "accuracy_plain": plain["accuracy"],

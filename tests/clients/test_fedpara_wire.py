@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 import clients.client_app as client_app
 from fedlite.config import RunConfig
 from fedlite.federation import build_initial, data_for
 from fedlite.wire import STATE_PREFIX, wire_state
 
-@pytest.fixture(autouse=True)
-def task_identity(monkeypatch):
-    """Messages are stamped with the running task's identity, which the runtime sets."""
-    for name in ("_task_id", "_run_id", "_node_id"):
-        monkeypatch.setattr(TaskIdentity, name, 1)
+pytestmark = pytest.mark.usefixtures("server_identity")
 
 
 BASE = {"dataset": "digits", "num-clients": 4, "partitioner": "iid", "batch-size": 64}
@@ -49,7 +44,7 @@ def local_state(ctx: Context) -> dict[str, np.ndarray]:
 
 def test_fedpara_reply_holds_factors_and_no_composed_weight():
     cfg = config(model="cnn", **{"fedpara.mode": "fedpara", "fedpara.gamma": 0.1})
-    _, report = build_initial(cfg, data_for(cfg))
+    _, (report,) = build_initial(cfg, data_for(cfg))
     reply = client_app.train(message(server_arrays(cfg)), context(cfg))
     arrays = reply.content["arrays"]
     composed = {layer.shape for layer in report.layers}
@@ -126,7 +121,12 @@ def test_missing_and_extra_keys_fail_clearly():
 def test_pfedpara_client_without_state_initializes_it_and_says_so(monkeypatch):
     cfg = config(model="mlp", **{"fedpara.mode": "pfedpara", "fraction-evaluate": 1.0})
     logged = []
-    monkeypatch.setattr(client_app, "log", lambda level, text, *args: logged.append(text % args))
+
+    class Log:
+        def info(self, text, *args):
+            logged.append(text % args)
+
+    monkeypatch.setattr(client_app, "log", Log())
     ctx = context(cfg, client=2)
     reply = client_app.evaluate(message(server_arrays(cfg), kind="evaluate"), ctx)
     assert 0.0 <= reply.content["metrics"]["eval-accuracy"] <= 1.0

@@ -49,7 +49,7 @@ def test_local_modules_matching_nothing_is_a_clear_error():
 
 def test_same_seed_gives_identical_converted_models():
     cfg = config(model="mlp", **{"fedpara.mode": "pfedpara", "fedpara.gamma": 0.5})
-    (a, report), b = build_initial(cfg, data_for(cfg)), initial_model(cfg, data_for(cfg))
+    (a, (report,)), b = build_initial(cfg, data_for(cfg)), initial_model(cfg, data_for(cfg))
     assert report.mode == "pfedpara" and report.local_params > 0
     for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert (x == y).all(), key
@@ -65,6 +65,7 @@ def test_same_seed_gives_identical_converted_models():
 ])
 def test_split_keys_per_method(keys, local):
     cfg = config(model="mlp", **keys)
-    wire, kept = split_keys(cfg, initial_model(cfg, data_for(cfg)))
+    model = initial_model(cfg, data_for(cfg))
+    wire, kept = split_keys(cfg, model)
     assert kept == local and not set(wire) & set(kept)
-    assert personalized(cfg) == bool(local)
+    assert personalized(cfg, model) == bool(local)

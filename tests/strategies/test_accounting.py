@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
-from flwr.supercore.task_identity import TaskIdentity
 
 from strategies.accounting import Accounting, array_bytes, summarize_client_metrics
 
@@ -20,12 +19,7 @@ class FakeGrid:
         return list(NODES)
 
 
-@pytest.fixture(autouse=True)
-def server_identity(monkeypatch):
-    """Messages read the run and task ids of the process, as inside a ServerApp."""
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 0)
+pytestmark = pytest.mark.usefixtures("server_identity")
 
 
 def _record(arrays: dict[str, np.ndarray]) -> ArrayRecord:

@@ -57,7 +57,7 @@ def test_the_server_app_runs_the_federation_on_a_polling_grid(monkeypatch):
     # Under a SuperLink the ServerApp gets Flower's HttpGrid, which waits 3 s between pulls.
     seen = []
     monkeypatch.setattr(server_app, "preflight", lambda cfg: cfg)
-    monkeypatch.setattr(server_app, "run_federation", lambda grid, cfg: seen.append(grid))
+    monkeypatch.setattr(server_app, "run_federation", lambda grid, cfg: seen.append(grid) or {})
     flower_grid = SlowGrid()
     server_app.main(flower_grid, SimpleNamespace(run_config={}))
     assert isinstance(seen[0], PollingGrid) and seen[0].grid is flower_grid

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedlite.errors import require
+from fedlite.fields import setting
+
 STAGE1_OPTIMIZERS = ("sgd", "adam")
 
 
@@ -15,26 +18,22 @@ class FspConfig:
     so every client derives the stage from the round number alone.
     """
 
-    teacher: str = ""  # a run directory (its checkpoint.npz) or a .npz path; "" = off
-    teacher_model: str = "resnet8"  # the teacher's architecture (model registry name)
-    stage1_rounds: int = 2
-    lr: float = 0.01  # stage-1 learning rate (the FSP loss is larger than cross-entropy)
-    # stage-1 optimizer: "sgd" (the run's momentum and weight decay) or "adam"; SGD leaves the
-    # FSP loss of a 20-layer GroupNorm student high, Adam brings it down (docs/BENCHMARKS.md)
-    optimizer: str = "sgd"
+    teacher: str = setting("", "the teacher: a run directory or a .npz checkpoint; '' = FSP off")
+    teacher_model: str = setting("resnet8", "the teacher's architecture, e.g. resnet8")
+    stage1_rounds: int = setting(2, "rounds of stage 1 (FSP loss only) before cross-entropy")
+    lr: float = setting(0.01, "stage-1 learning rate")
+    # SGD leaves the FSP loss of a 20-layer GroupNorm student high, Adam brings it down
+    # (docs/BENCHMARKS.md)
+    optimizer: str = setting("sgd", "stage-1 optimizer: sgd (the run's momentum) or adam (e.g. "
+                                    "fsp.lr=0.001)")
 
     def __post_init__(self) -> None:
-        from fedlite.config import ConfigError  # deferred: fedlite.config imports this module
-
-        if self.stage1_rounds < 1:
-            raise ConfigError("run config `fsp.stage1-rounds`: must be >= 1 (a zero-length "
-                              f"stage 1 transfers nothing; set fsp.teacher=\"\" instead), "
-                              f"got {self.stage1_rounds}")
-        if not self.lr > 0:
-            raise ConfigError(f"run config `fsp.lr`: must be > 0, got {self.lr}")
-        if self.optimizer not in STAGE1_OPTIMIZERS:
-            raise ConfigError(f"run config `fsp.optimizer`: choose one of "
-                              f"{', '.join(STAGE1_OPTIMIZERS)}, got {self.optimizer!r}")
+        require(self.stage1_rounds >= 1, "fsp.stage1-rounds",
+                "must be >= 1 (a zero-length stage 1 transfers nothing; set fsp.teacher=\"\" "
+                f"instead), got {self.stage1_rounds}")
+        require(self.lr > 0, "fsp.lr", f"must be > 0, got {self.lr}")
+        require(self.optimizer in STAGE1_OPTIMIZERS, "fsp.optimizer",
+                f"choose one of {', '.join(STAGE1_OPTIMIZERS)}, got {self.optimizer!r}")
 
     @property
     def enabled(self) -> bool:

@@ -1,41 +1,30 @@
-"""Confidence-based backprop skipping with a dynamically chosen threshold (seed 002).
+"""Confidence-based backprop skipping with a dynamically chosen threshold (Shin et al., DAC 2020,
+"Prediction Confidence based Low Complexity Gradient Computation for Accelerating DNN
+Training"; US 12,307,363 B2).
 
-The seed's modules, one component each:
-- computation (210): ``computation.SelectionForward`` + ``labeled_confidence`` pick the samples
+The method's four components, one module each:
+- computation: ``computation.SelectionForward`` + ``labeled_confidence`` pick the samples
   worth a backward; ``queue.KeptQueue`` gathers them into full batches for the loop's
   forward + backward, which gives the approximate weight gradient;
-- weight update (220): the loop's optimizer step, on the kept samples only (no step when a
-  whole batch is skipped);
-- control (230): ``control.SkipControl`` (batch size, bins, error bound, update period);
-- threshold selection (240): ``threshold.ConfidenceHistogram`` (CF accumulation),
+- weight update: the loop's optimizer step, on the kept samples only (no step when a whole
+  batch is skipped);
+- control: ``control.SkipControl`` (batch size, bins, error bound, update period);
+- threshold selection: ``threshold.ConfidenceHistogram`` (CF accumulation),
   ``interpolate_gradient`` (linear interpolation), ``choose_threshold`` (threshold decision).
-``gate.SkipGate`` puts them together as a ``BatchGate`` for ``fedlite.train.train``.
+``gate.SkipGate`` puts them together as a ``BatchGate`` for ``fedlite.train.train``;
+``method.Skip`` is its entry in the method table, ``settings.SkipConfig`` its run-config keys.
 """
 
-from __future__ import annotations
+from fedlite.lazy import exports
 
-from collections.abc import MutableMapping
-
-import numpy as np
-
-from fedlite.config import RunConfig
-from fedlite.train.skip.computation import (SelectionForward, labeled_confidence,
-                                              selection_logits)
-from fedlite.train.skip.control import SkipControl
-from fedlite.train.skip.gate import SkipGate
-from fedlite.train.skip.queue import KeptQueue
-from fedlite.train.skip.threshold import (ConfidenceHistogram, choose_threshold, dropped_share,
-                                          interpolate_gradient)
-
-
-def skip_gate(cfg: RunConfig, state: MutableMapping[str, np.ndarray] | None,
-              server_round: int | None = None) -> SkipGate | None:
-    """The gate a run config asks for (``skip.enabled``), or None for plain training."""
-    if not cfg.skip.enabled:
-        return None
-    return SkipGate(SkipControl.from_run_config(cfg), state, server_round)
-
-
-__all__ = ["ConfidenceHistogram", "KeptQueue", "SelectionForward", "SkipControl", "SkipGate",
-           "choose_threshold", "dropped_share", "interpolate_gradient", "labeled_confidence",
-           "selection_logits", "skip_gate"]
+_WHERE = {
+    "computation": ["SelectionForward", "labeled_confidence", "selection_logits"],
+    "control": ["SkipControl"],
+    "gate": ["SkipGate"],
+    "queue": ["KeptQueue"],
+    "settings": ["SkipConfig"],
+    "threshold": ["ConfidenceHistogram", "choose_threshold", "dropped_share",
+                  "interpolate_gradient"],
+}
+__all__ = sorted(name for names in _WHERE.values() for name in names)
+__getattr__, __dir__ = exports(__name__, {n: m for m, names in _WHERE.items() for n in names})

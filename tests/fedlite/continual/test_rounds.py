@@ -8,12 +8,16 @@ import pytest
 import torch
 
 from fedlite.config import ConfigError, RunConfig
-from fedlite.continual.client import adam, continual_round, reuse_head
-from fedlite.continual.evaluation import ContinualTracker, check, forgetting
-from fedlite.continual.losses import PrototypeAnchor, ProximalTerm, TwoTeacherKD
+from fedlite.arrays import load_arrays, state_arrays
+from fedlite.continual.client import adam, reuse_head
+from fedlite.continual.evaluation import ContinualTracker, forgetting
+from fedlite.continual.losses import PrototypeAnchor, TwoTeacherKD
+from fedlite.continual.method import Continual
 from fedlite.continual.tasks import check_holders, parse_tasks, task_plan
-from fedlite.federation import data_for, initial_model, load_arrays, local_round, state_arrays
+from fedlite.federation import data_for, initial_model, local_round, run_setup
+from fedlite.seeding import derive_seed
 from fedlite.train import TrainSettings, train
+from fedlite.train.proximal import ProximalTerm
 
 torch.set_num_threads(1)
 
@@ -26,8 +30,12 @@ def cfg_for(tmp_path, **keys) -> RunConfig:
     return RunConfig.from_mapping(flat)
 
 
+def plan_of(cfg: RunConfig, num_classes: int = 10):
+    return task_plan(cfg.section("continual"), cfg.num_rounds, num_classes)
+
+
 def test_tasks_map_onto_rounds(tmp_path):
-    plan = task_plan(cfg_for(tmp_path, **{"num-rounds": 10, "continual.rounds-per-task": 2}), 10)
+    plan = plan_of(cfg_for(tmp_path, **{"num-rounds": 10, "continual.rounds-per-task": 2}))
     assert plan.tasks == ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
     assert [plan.task_of_round(r) for r in range(0, 11)] == [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert [r for r in range(1, 11) if plan.is_task_end(r)] == [2, 4, 6, 8, 10]
@@ -52,7 +60,7 @@ def test_bad_task_specs_fail_at_config_time(tmp_path, keys, message):
 ])
 def test_bad_plans_fail_with_the_fix(tmp_path, keys, message):
     with pytest.raises(ConfigError, match=message):
-        task_plan(cfg_for(tmp_path, **keys), 10)
+        plan_of(cfg_for(tmp_path, **keys))
 
 
 def test_a_class_no_client_holds_is_an_error():
@@ -67,7 +75,7 @@ def test_preflight_rejects_a_plain_model(tmp_path, partition_cache):
     cfg = cfg_for(tmp_path, model="cnn")
     data = data_for(cfg)
     with pytest.raises(ConfigError, match="continual-cnn"):
-        check(cfg, data, initial_model(cfg, data))
+        Continual().check(cfg.section("continual"), run_setup(cfg, data, initial_model(cfg, data)))
 
 
 def test_forgetting_is_best_earlier_minus_final():
@@ -81,8 +89,6 @@ def test_method_off_reproduces_plain_training(tmp_path, partition_cache):
     data = data_for(cfg)
     a, b = initial_model(cfg, data), initial_model(cfg, data)
     local_round(a, data.client(0), cfg, 1, 0, "cpu", {})
-    from fedlite.federation import derive_seed
-
     settings = TrainSettings(epochs=cfg.local_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                              momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                              seed=derive_seed(cfg.seed, 1, 0))
@@ -95,8 +101,9 @@ def test_federated_tasks_build_memory_and_report_metrics(tmp_path, partition_cac
     cfg = cfg_for(tmp_path)
     data = data_for(cfg)
     model = initial_model(cfg, data)
-    check(cfg, data, model)
-    tracker = ContinualTracker(cfg, data)
+    setup = run_setup(cfg, data, model)
+    Continual().check(cfg.section("continual"), setup)
+    tracker = ContinualTracker(cfg.section("continual"), setup)
     global_arrays, states = state_arrays(model), [{}, {}]
     for server_round in range(1, 4):  # tasks 0, 1, 2
         summed, total = {}, 0
@@ -115,7 +122,7 @@ def test_federated_tasks_build_memory_and_report_metrics(tmp_path, partition_cac
     # beyond them (sample, features, embedding, label), the old head and the vectors.
     assert sorted(state["continual/proto-labels"].tolist()) == [0, 1, 2, 3]
     assert state["continual/proto-samples"].shape == (4, 1, 8, 8)
-    assert state["continual/vectors"].shape[:2] == (4, cfg.continual.vectors_per_class)
+    assert state["continual/vectors"].shape[:2] == (4, cfg.section("continual").vectors_per_class)
     assert {k.split("/")[1] for k in state} == {"proto-samples", "proto-features",
                                                  "proto-embeddings", "proto-labels", "radius",
                                                  "vectors", "old-head", "task"}
@@ -138,8 +145,7 @@ def test_empty_memory_is_logged_and_counted(tmp_path, partition_cache):
     from fedlite.data import ClientData
 
     lacking = ClientData(client.train_x[keep], client.train_y[keep], client.test_x, client.test_y)
-    settings = TrainSettings(epochs=1, lr=0.02)
-    result = continual_round(model, lacking, cfg, 2, 0, settings, "cpu", state := {})
+    result = local_round(model, lacking, cfg, 2, 0, "cpu", state := {})
     assert result.method_metrics["continual-missing-prototypes"] == 2
     assert result.method_metrics["continual-empty-memory"] == 1
     assert "continual/proto-labels" not in state
@@ -154,7 +160,7 @@ def test_student_distillation_loss_falls_on_digits(digits):
     net.set_seen(range(10))
     train(net.teacher, x, y, TrainSettings(epochs=5, lr=0.05))
     kd = TwoTeacherKD(net.teacher, None, temperature=2.0)
-    reuse_head(net.student, net.teacher)  # as continual_round does
+    reuse_head(net.student, net.teacher)  # as the continual method's student step does
     losses = [train(net.student, x, y, TrainSettings(epochs=1, seed=e), task_loss=False,
                     loss_terms=[kd], make_optimizer=adam(0.003)).loss for e in range(6)]
     assert losses[-1] < 0.6 * losses[0], losses
@@ -205,7 +211,7 @@ def test_the_students_head_learns_at_a_scaled_rate():
 
 def test_proximal_term_is_zero_at_the_start_and_grows_with_the_distance():
     layer = torch.nn.Linear(3, 2)
-    term = ProximalTerm(layer, weight=100.0)
+    term = ProximalTerm(list(layer.parameters()), weight=100.0, mean=True)
     x = torch.zeros(1, 3)
     assert float(term(layer, x, None, None)) == 0.0  # the first call takes the snapshot
     with torch.no_grad():

@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fedlite.hadamard import (FactorizedLayer, HadamardConv2d, HadamardLinear, LowRankConv2d,
-                              PersonalHadamardLinear, convert, default_exclude)
+                              PersonalHadamardLinear, default_exclude)
+from fedlite.hadamard.convert import convert
 from fedlite.models import build_model
 
 torch.set_num_threads(1)

@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 
-from fedlite.hadamard import (FACTOR_PREFIX, LOCAL_PREFIX, convert, is_factor_key, is_local_key,
+from fedlite.hadamard import (FACTOR_PREFIX, LOCAL_PREFIX, is_factor_key, is_local_key,
                               split_state)
+from fedlite.hadamard.convert import convert
 from fedlite.models import build_model
 
 torch.set_num_threads(1)

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from fedlite.hadamard import (MIN_RANK, convert, factorized_params, lowrank_rank, rank_bounds,
+from fedlite.hadamard import (MIN_RANK, factorized_params, lowrank_rank, rank_bounds,
                               rank_for_gamma)
+from fedlite.hadamard.convert import convert
 from fedlite.models.vgg import VGG
 
 torch.set_num_threads(1)

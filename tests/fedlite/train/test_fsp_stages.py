@@ -8,12 +8,22 @@ import pytest
 import torch
 
 from fedlite.config import ConfigError, RunConfig
-from fedlite.federation import data_for, initial_model, local_round, state_arrays
+from fedlite.arrays import state_arrays
+from fedlite.federation import data_for, initial_model, local_round, run_setup
 from fedlite.train import TrainSettings
-from fedlite.train.fsp import FspTerm, load_teacher, preflight, round_lr, stage1_optimizer
+from fedlite.train.fsp import FspTerm, load_teacher
+from fedlite.train.fsp.method import Fsp, round_lr, stage1_optimizer
 
 BASE = {"dataset": "digits", "num-clients": 2, "partitioner": "iid", "model": "resnet8",
         "num-rounds": 3, "client-train-size": 120}
+
+
+def preflight(cfg: RunConfig, model) -> None:
+    Fsp().check(cfg.section("fsp"), run_setup(cfg, data_for(cfg), model))
+
+
+def lr_of(cfg: RunConfig, server_round: int) -> float:
+    return round_lr(cfg.section("fsp"), cfg.lr_at, server_round)
 
 
 def save_teacher(tmp_path, model_name="resnet8", seed=1):
@@ -28,14 +38,14 @@ def save_teacher(tmp_path, model_name="resnet8", seed=1):
 def test_off_by_default_and_neutral():
     cfg = RunConfig.from_mapping({"lr": 0.1, "lr-decay": 0.5})
     assert not cfg.fsp.enabled and cfg.fsp.stage(1) == 0
-    assert [round_lr(cfg, r) for r in (1, 2, 3)] == [cfg.lr_at(r) for r in (1, 2, 3)]
+    assert [lr_of(cfg, r) for r in (1, 2, 3)] == [cfg.lr_at(r) for r in (1, 2, 3)]
 
 
 def test_stage_comes_from_the_round_and_stage_2_restarts_the_schedule():
     cfg = RunConfig.from_mapping({"fsp.teacher": "t", "fsp.stage1-rounds": 2, "fsp.lr": 0.01,
                                   "lr": 0.1, "lr-decay": 0.5})
     assert [cfg.fsp.stage(r) for r in (1, 2, 3, 4)] == [1, 1, 2, 2]
-    assert [round_lr(cfg, r) for r in (1, 2, 3, 4)] == [0.01, 0.01, 0.1, 0.05]
+    assert [lr_of(cfg, r) for r in (1, 2, 3, 4)] == [0.01, 0.01, 0.1, 0.05]
 
 
 @pytest.mark.parametrize("optimizer", [{}, {"fsp.optimizer": "adam", "fsp.lr": 0.001}])
@@ -75,7 +85,7 @@ def test_missing_teacher_is_a_clear_error(tmp_path):
     cfg = RunConfig.from_mapping({**BASE, "fsp.teacher": str(tmp_path / "nowhere")})
     model = initial_model(cfg, data_for(cfg))
     with pytest.raises(FileNotFoundError, match="no checkpoint at .*nowhere"):
-        preflight(cfg, model, (1, 8, 8))
+        preflight(cfg, model)
 
 
 def test_teacher_of_another_architecture_names_a_layer_and_both_shapes(tmp_path):
@@ -89,16 +99,16 @@ def test_teacher_of_another_architecture_names_a_layer_and_both_shapes(tmp_path)
     model = initial_model(cfg, data_for(cfg))
     with pytest.raises(ValueError, match=r"`fc.weight` is \(10, 32\) in the checkpoint, "
                                          r"\(10, 64\) in the model"):
-        preflight(cfg, model, (1, 8, 8))
+        preflight(cfg, model)
     with pytest.raises(ValueError, match="does not match fsp.teacher-model='resnet14'"):
         load_teacher(save_teacher(tmp_path), "resnet14", (1, 8, 8), 10)
 
 
 def test_stage_1_optimizer_is_the_loops_sgd_or_adam():
-    assert stage1_optimizer(RunConfig()) is None
+    assert stage1_optimizer(RunConfig().section("fsp")) is None
     cfg = RunConfig.from_mapping({"fsp.teacher": "t", "fsp.optimizer": "adam", "fsp.lr": 1e-3})
     model = torch.nn.Linear(2, 2)
-    optimizer = stage1_optimizer(cfg)(model, TrainSettings(lr=round_lr(cfg, 1)))
+    optimizer = stage1_optimizer(cfg.section("fsp"))(model, TrainSettings(lr=lr_of(cfg, 1)))
     assert isinstance(optimizer, torch.optim.Adam)
     assert optimizer.param_groups[0]["lr"] == 1e-3
     with pytest.raises(ConfigError, match="`fsp.optimizer`"):
@@ -111,13 +121,13 @@ def test_zero_length_stages_are_rejected(tmp_path):
     cfg = RunConfig.from_mapping({**BASE, "fsp.teacher": str(save_teacher(tmp_path)),
                                   "fsp.stage1-rounds": 3})
     with pytest.raises(ConfigError, match="no stage-2 round"):
-        preflight(cfg, initial_model(cfg, data_for(cfg)), (1, 8, 8))
+        preflight(cfg, initial_model(cfg, data_for(cfg)))
 
 
 def test_student_without_sections_is_rejected(tmp_path):
     cfg = RunConfig.from_mapping({**BASE, "model": "cnn", "fsp.teacher": str(save_teacher(tmp_path))})
     with pytest.raises(ValueError, match="not a ResNet"):
-        preflight(cfg, initial_model(cfg, data_for(cfg)), (1, 8, 8))
+        preflight(cfg, initial_model(cfg, data_for(cfg)))
 
 
 def test_client_train_size_caps_each_client(tmp_path):

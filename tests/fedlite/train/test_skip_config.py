@@ -5,24 +5,26 @@ from __future__ import annotations
 import pytest
 
 from fedlite.config import ConfigError, RunConfig
-from fedlite.train.skip import SkipControl, skip_gate
+from fedlite.methods import table
+from fedlite.train.skip import SkipControl
+from fedlite.train.skip.method import Skip
 
 
 def test_defaults_are_off_and_keys_are_dotted():
     flat = RunConfig().to_flat()
     assert flat["skip.enabled"] is False
     assert {"skip.error-bound", "skip.bins", "skip.period"} <= set(flat)
-    assert skip_gate(RunConfig(), {}) is None
+    assert not any(isinstance(method, Skip) for method, _ in table.active(RunConfig()))
 
 
 def test_keys_coerce_from_strings():
     cfg = RunConfig.from_mapping({"skip.enabled": "true", "skip.error-bound": "0.2",
                                   "skip.bins": "20", "skip.period": "epoch"})
-    control = SkipControl.from_run_config(cfg)
-    assert (control.error_bound, control.bins, control.period) == (0.2, 20, "epoch")
-    assert skip_gate(cfg, {}) is not None
+    s = cfg.section("skip")
+    assert (s.enabled, s.error_bound, s.bins, s.period) == (True, 0.2, 20, "epoch")
+    assert any(isinstance(method, Skip) for method, _ in table.active(cfg))
     warm = RunConfig.from_mapping({"skip.enabled": "true", "skip.warmup-rounds": "2"})
-    assert SkipControl.from_run_config(warm).warmup_rounds == 2
+    assert warm.section("skip").warmup_rounds == 2
 
 
 @pytest.mark.parametrize(("key", "value"), [

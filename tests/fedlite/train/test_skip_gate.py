@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from fedlite.config import RunConfig, SkipConfig
+from fedlite.config import RunConfig
 from fedlite.federation import local_round
 from fedlite.models import build_model
 from fedlite.train import TrainSettings, train
-from fedlite.train.skip import SkipControl, SkipGate
+from fedlite.train.skip import SkipConfig, SkipControl, SkipGate
 
 SETTINGS = TrainSettings(epochs=2, batch_size=32, lr=0.05, seed=3)
 
@@ -142,7 +142,7 @@ def test_local_round_attaches_the_gate_only_when_enabled(digits):
 
     client = ClientData(digits.train_x[:300], digits.train_y[:300], digits.test_x[:10],
                         digits.test_y[:10])
-    on = RunConfig(dataset="digits", skip=SkipConfig(enabled=True, error_bound=0.1))
+    on = RunConfig(dataset="digits").replace(skip=SkipConfig(enabled=True, error_bound=0.1))
     state: dict[str, np.ndarray] = {}
     # Execute
     plain = local_round(_model(), client, RunConfig(dataset="digits"), 1, 0, state=state)

@@ -1,0 +1,184 @@
+"""Class-incremental learning as an entry of the method table.
+
+Prototype augmentation with two-teacher distillation (KR patent application "Method and
+apparatus for knowledge distillation using teacher models"; PASS-style baseline: Zhu et al.,
+CVPR 2021, https://arxiv.org/abs/2104.00432). On a client's round it
+
+1. at the first round of a new task, stores one prototype per finished class and snapshots
+   the old head (``client.cross_boundary``);
+2. narrows the round to the current task's data and the first model (``teacher``), and adds
+   the prototype-replay and old-head distillation loss terms;
+3. after the loop has trained the first model, trains the smaller second model by
+   distillation from it (an ``after`` step; with ``continual.student``).
+
+Everything else a method attaches (a skipping gate, FedProx's term, pFedPara's optimizer)
+applies to the first model's training, as it would to any model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedlite.continual import augment, memory as mem
+from fedlite.continual.client import adam, cross_boundary, old_head, reuse_head, task_data
+from fedlite.continual.evaluation import ContinualTracker
+from fedlite.continual.losses import OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD, freeze
+from fedlite.continual.model import ContinualNet
+from fedlite.continual.settings import ContinualConfig
+from fedlite.continual.tasks import check_holders, task_plan
+from fedlite.errors import ConfigError
+from fedlite.methods import ClientRound, Method, RunSetup
+from fedlite.seeding import Stream, derive_seed
+from fedlite.train.loop import train
+from fedlite.train.proximal import ProximalTerm
+
+log = logging.getLogger(__name__)
+P = mem.PREFIX
+
+
+def _scalar(value) -> float:
+    # Scalars are stored as shape-(1,) arrays: a 0-d array does not survive Flower's
+    # ArrayRecord round trip through context.state as 0-d.
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+class Continual(Method):
+    name = "continual"
+    settings = ContinualConfig
+    label = "continual learning"
+
+    def active(self, s: ContinualConfig) -> bool:
+        return s.enabled
+
+    def refuses(self, s: ContinualConfig, other: str, other_settings: Any) -> str | None:
+        if other == "" and not other_settings.federated:
+            return ("continual.enabled and federated = false cannot be combined: continual "
+                    "learning is judged on the global model, which Local training never builds")
+        return None
+
+    def check(self, s: ContinualConfig, setup: RunSetup) -> None:
+        """The model kind, the task plan, and that some client holds every task class."""
+        if not isinstance(setup.model, ContinualNet):
+            raise ConfigError("run config `model`: continual.enabled needs model = "
+                              f"\"continual-cnn\", got {setup.model_name!r}")
+        plan = task_plan(s, setup.num_rounds, setup.data.dataset.num_classes)
+        check_holders(plan, [setup.data.client(i).train_y for i in range(setup.num_clients)])
+
+    def evaluator(self, s: ContinualConfig, setup: RunSetup) -> ContinualTracker:
+        return ContinualTracker(s, setup)
+
+    def progress(self, line: dict[str, Any]) -> list[str]:
+        if line.get("continual/task") is None:
+            return []
+        part = f"task {line['continual/task']}"
+        if line.get("continual/student-accuracy") is not None:
+            part += f"  student {100 * line['continual/student-accuracy']:.2f}%"
+        return [part]
+
+    def attach(self, s: ContinualConfig, rnd: ClientRound) -> None:
+        model = rnd.model
+        if not isinstance(model, ContinualNet):
+            raise TypeError("continual.enabled needs model = \"continual-cnn\" (feature "
+                            "extractor + embedding + classifier, and a student); got "
+                            f"{type(model).__name__}")
+        state, teacher, student = rnd.state, model.teacher, model.student
+        plan = task_plan(s, rnd.num_rounds, teacher.num_classes)
+        task = plan.task_of_round(rnd.server_round)
+        metrics: dict[str, float] = {"continual-task": float(task)}
+        last = int(_scalar(state[P + "task"])) if P + "task" in state else -1
+        if s.method != "finetune" and task > 0 and last < task:
+            metrics |= cross_boundary(model, rnd.client.train_x, rnd.client.train_y, s, plan,
+                                      task, rnd.seed, rnd.server_round, rnd.client_id,
+                                      rnd.device, state)
+        generator = torch.Generator().manual_seed(
+            derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.AUGMENT))
+        points, kd_head = None, None
+        memory = mem.load(state)
+        radius = _scalar(state.get(P + "radius", 0.0)) * s.radius_scale
+        if s.method != "finetune" and task > 0:
+            if memory is None or len(memory) == 0 or radius <= 0:
+                log.warning("fedlite.continual: client %d has an empty prototype memory in task "
+                            "%d: it trains without replay (counted in continual-empty-memory)",
+                            rnd.client_id, task)
+                metrics["continual-empty-memory"] = 1.0
+            elif s.method == "pass":
+                def points(n: int, m=memory, r=radius):
+                    return augment.gaussian_points(m, r, n, generator)
+            else:
+                bound = radius * float(np.sqrt(memory.features.shape[1]))
+                kd_head = old_head(teacher, state, plan.seen_classes(task - 1))
+                vectors, fit = augment.fit_vectors(torch.as_tensor(state[P + "vectors"]),
+                                                   memory, kd_head, bound, steps=s.augment_steps,
+                                                   lr=s.augment_lr)
+                state[P + "vectors"] = vectors.numpy()
+                metrics |= fit
+
+                def points(n: int, m=memory, v=vectors, r=bound):
+                    return augment.adaptive_points(m, v, r, n, generator)
+            metrics["continual-memory-classes"] = float(0 if memory is None else len(memory))
+        x, y = task_data(rnd.client.train_x, rnd.client.train_y, plan.tasks[task],
+                         s.max_samples_per_class)
+        if len(y) == 0:
+            log.warning("fedlite.continual: client %d holds no sample of task %d: it sends its "
+                        "arrays with weight 0 (counted in continual-empty-client)",
+                        rnd.client_id, task)
+            metrics["continual-empty-client"] = 1.0
+        model.set_seen(plan.seen_classes(task))
+        terms = []
+        if s.method == "adaptive" or (s.method == "pass" and points is not None):
+            terms.append(PrototypeReplay(points, proto_weight=s.proto_weight,
+                                         contrast_weight=s.contrast_weight
+                                         if s.method == "adaptive" else 0.0,
+                                         temperature=s.contrast_temperature))
+        if s.method == "adaptive" and kd_head is not None and s.old_kd_weight > 0:
+            terms.append(OldHeadKD(kd_head, kd_head.seen, points, weight=s.old_kd_weight,
+                                   temperature=s.kd_temperature))
+        freeze(teacher.features, s.freeze_extractor and s.method != "finetune" and task > 0)
+        rnd.cleanup.append(lambda: (freeze(teacher.features, False),
+                                    freeze(student.features, False)))
+        rnd.model, rnd.x, rnd.y = teacher, x, y
+        rnd.loss_terms.extend(terms)
+        rnd.metrics |= metrics
+        if s.student:
+            rnd.after.append(lambda _: distil(s, rnd, model, points, terms, memory))
+
+        def mark_task(_: Any) -> dict[str, float]:
+            state[P + "task"] = np.asarray([task])
+            return {}
+
+        rnd.after.append(mark_task)
+
+
+def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, terms,
+           memory) -> dict[str, float]:
+    """The second model's round: distillation alone from the first model's two teachers (its
+    feature extractor/embedding and its classifier)."""
+    teacher, student = model.teacher, model.student
+    reuse_head(student, teacher)
+    kd = TwoTeacherKD(teacher, points if s.method != "finetune" else None, s.kd_temperature)
+    # The student's head (the teacher's, fine-tuned) keeps the same anchor to the old head.
+    student_terms = [kd, *(t for t in terms if isinstance(t, OldHeadKD))]
+    # Adaptive only: the baselines' students keep the recipe they were measured with.
+    adaptive = s.method == "adaptive"
+    if adaptive and memory is not None and memory.samples is not None \
+            and s.student_anchor_weight > 0:
+        student_terms.append(PrototypeAnchor(teacher, memory.samples, s.student_anchor_weight,
+                                             s.kd_temperature))
+    if adaptive and s.student_prox > 0:
+        student_terms.append(ProximalTerm(list(student.features.parameters()), s.student_prox,
+                                          mean=True))
+    head_scale = s.student_head_lr_scale if adaptive else 1.0
+    # More epochs than the teacher: after the teacher's epochs the student's feature
+    # regression is still underfit, and old-class inputs near the head's boundaries flip.
+    settings = dataclasses.replace(
+        rnd.settings, epochs=rnd.settings.epochs * s.student_epochs_scale,
+        seed=derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.STUDENT_SHUFFLE))
+    distilled = train(student, rnd.x, rnd.y, settings, device=rnd.device, task_loss=False,
+                      loss_terms=student_terms, make_optimizer=adam(s.student_lr, head_scale))
+    return {"continual-student-loss": distilled.loss,
+            "continual-student-train-accuracy": distilled.accuracy}

@@ -1,0 +1,45 @@
+"""The run config's ``skip`` section (imports no torch: ``fedlite keys`` reads it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedlite.errors import require
+from fedlite.fields import setting
+
+SKIP_PERIODS = ("epoch", "round")
+
+
+@dataclass(frozen=True)
+class SkipConfig:
+    """Confidence-based backprop skipping: run-config keys ``skip.*``."""
+
+    enabled: bool = setting(False, "confidence-based backprop skipping")
+    # share of the estimated gradient mass that skipping may drop
+    error_bound: float = setting(0.1, "share of estimated gradient mass skipping may drop; 0 "
+                                      "skips nothing")
+    bins: int = setting(10, "confidence bins over [0, 1]; the threshold is one of their edges")
+    period: str = setting("round", "re-choose the threshold every epoch or every round")
+    # a fresh selection forward every n-th local epoch; in between each sample's last
+    # confidence is reused (Stale-SB). 1 = the method as published: a selection forward for
+    # every mini-batch
+    selection_every: int = setting(1, "fresh selection forward every n-th epoch (1 = every "
+                                      "mini-batch)")
+    # the first round always skips nothing (no threshold yet), so 0 and 1 behave alike
+    warmup_rounds: int = setting(0, "the run's first n rounds skip nothing (the histogram still "
+                                    "fills)")
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.error_bound < 1.0, "skip.error-bound",
+                "must be in [0, 1): the share of gradient mass that may be dropped "
+                "(0 skips nothing)")
+        require(self.bins >= 1, "skip.bins",
+                "must be a positive integer (number of confidence bins over [0, 1])")
+        require(self.period in SKIP_PERIODS, "skip.period",
+                f"choose one of {', '.join(SKIP_PERIODS)} (when the threshold is re-chosen)")
+        require(isinstance(self.selection_every, int) and self.selection_every >= 1,
+                "skip.selection-every",
+                "must be a positive integer (1: a selection forward for every mini-batch)")
+        require(isinstance(self.warmup_rounds, int) and self.warmup_rounds >= 0,
+                "skip.warmup-rounds",
+                "must be a whole number of rounds >= 0 (0: skip from the first threshold on)")

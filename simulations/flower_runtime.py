@@ -1,0 +1,79 @@
+"""Everything fedlite needs from Flower's internals, in one place.
+
+Flower 1.41's public simulation entry points (``flwr run``, the deprecated
+``flwr.simulation.run_simulation``) either leave a SuperLink running in the background or
+warn, and neither hands the caller the ServerApp's result as rounds end. ``run_in_process``
+does what Flower's own ``flwr-simulation`` process does: it registers a ``Run`` (whose override
+config is fused with the app's pyproject defaults, as under ``flwr run .``) with the process's
+``TaskIdentity`` and calls ``_run_simulation``. ``server_identity`` gives a test process the
+identity a ServerApp has, so that ``Message``s can be built outside one.
+
+These names are private to Flower and may change in any release:
+``tests/simulations/test_flower_runtime.py`` checks each one and fails on an upgrade that
+breaks them. Nothing else in fedlite imports from ``flwr`` beyond ``flwr.app``,
+``flwr.serverapp``, ``flwr.clientapp`` and ``flwr.simulation``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from flwr.app import Context, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.serverapp import ServerApp
+from flwr.simulation.run_simulation import _run_simulation
+from flwr.supercore.constant import NOOP_FEDERATION_ID
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+from flwr.supercore.telemetry import EventType
+
+PRIVATE_NAMES = {  # module -> names fedlite takes from it (the upgrade test checks these)
+    "flwr.simulation.run_simulation": ["_run_simulation"],
+    "flwr.supercore.run": ["Run"],
+    "flwr.supercore.task_identity": ["TaskIdentity"],
+    "flwr.supercore.constant": ["NOOP_FEDERATION_ID"],
+    "flwr.supercore.telemetry": ["EventType"],
+    "flwr.common.constant": ["SUPERLINK_NODE_ID"],
+}
+
+
+def run_in_process(*, num_supernodes: int, client_app: ClientApp, server_app: ServerApp,
+                   run_config: dict[str, Any], backend_config: dict[str, Any], app_dir: str,
+                   verbose: bool) -> None:
+    """Run ``server_app`` against ``num_supernodes`` SuperNodes of ``client_app`` on Ray, in
+    this process, with ``run_config`` as the run's override config."""
+    run = Run.create_empty(run_id=_random_id())
+    run.primary_task_id = _random_id()
+    run.federation_id = NOOP_FEDERATION_ID
+    run.override_config = dict(run_config)
+    TaskIdentity.task_id, TaskIdentity.run_id = 1, run.run_id
+    TaskIdentity.node_id = SUPERLINK_NODE_ID
+    context = Context(run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(),
+                      run_config=dict(run_config))
+    _run_simulation(num_supernodes=num_supernodes,
+                    exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+                    client_app=client_app, server_app=server_app, backend_name="ray",
+                    backend_config=backend_config, app_dir=app_dir, run=run,
+                    server_app_context=context, is_app=True, verbose_logging=verbose)
+
+
+@contextlib.contextmanager
+def server_identity(run_id: int = 1) -> Iterator[None]:
+    """This process acts as a ServerApp of run ``run_id`` (Messages read the process's run
+    and task ids); the previous identity is restored after."""
+    saved = {name: vars(TaskIdentity).get(f"_{name}") for name in ("run_id", "task_id",
+                                                                    "node_id")}
+    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = run_id, 1, 0
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(TaskIdentity, f"_{name}", value)
+
+
+def _random_id() -> int:
+    return secrets.randbits(63)

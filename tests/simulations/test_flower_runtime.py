@@ -1,0 +1,64 @@
+"""Flower's private names that fedlite relies on (all in ``simulations.flower_runtime``): this
+fails on a Flower upgrade that moves or changes them, before any run does."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from pathlib import Path
+
+from simulations import flower_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC = ("flwr.app", "flwr.serverapp", "flwr.clientapp", "flwr.simulation")
+
+
+def test_every_private_name_is_where_the_adapter_takes_it_from():
+    for module, names in flower_runtime.PRIVATE_NAMES.items():
+        loaded = importlib.import_module(module)
+        for name in names:
+            assert hasattr(loaded, name), f"{module}.{name} is gone"
+
+
+def test_run_simulation_takes_the_arguments_the_adapter_passes():
+    from flwr.simulation.run_simulation import _run_simulation
+
+    params = inspect.signature(_run_simulation).parameters
+    assert {"num_supernodes", "exit_event", "client_app", "server_app", "backend_name",
+            "backend_config", "app_dir", "run", "server_app_context", "is_app",
+            "verbose_logging"} <= set(params)
+
+
+def test_run_and_task_identity_have_what_the_adapter_sets():
+    from flwr.supercore.run import Run
+    from flwr.supercore.task_identity import TaskIdentity
+
+    run = Run.create_empty(run_id=5)
+    for attribute in ("primary_task_id", "federation_id", "override_config"):
+        assert hasattr(run, attribute)
+    with flower_runtime.server_identity(run_id=7):
+        assert TaskIdentity.run_id == 7 and TaskIdentity.task_id == 1
+
+
+def _flwr_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+    return [name for name in found if name.startswith("flwr.")]  # not flwr_datasets
+
+
+def test_nothing_else_imports_from_flowers_internals():
+    adapter = ROOT / "simulations" / "flower_runtime.py"
+    offenders = []
+    for package in ("fedlite", "clients", "strategies", "simulations", "tests"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path == adapter or path == Path(__file__).resolve():
+                continue
+            offenders += [f"{path.relative_to(ROOT)}: {m}" for m in _flwr_imports(path)
+                          if not m.startswith(PUBLIC)]
+    assert offenders == []
