@@ -45,7 +45,7 @@ class SkipConfig:
     bins: int = 10  # confidence bins over [0, 1]; tau is chosen among their edges
     period: str = "round"  # when tau is re-chosen from the accumulated histogram
     # a fresh selection forward every n-th local epoch; in between each sample's last
-    # confidence is reused (Stale-SB). 1 = the seed: a selection forward for every mini-batch
+    # confidence is reused (Stale-SB). 1 = the patent's form: a selection forward per mini-batch
     selection_every: int = 1
     # rounds at the start of the run that skip nothing while the histogram accumulates; the
     # first round always does (no threshold yet), so 0 and 1 behave alike

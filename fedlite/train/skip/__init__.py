@@ -1,13 +1,18 @@
-"""Confidence-based backprop skipping with a dynamically chosen threshold (seed 002).
+"""Confidence-based backprop skipping with a dynamically chosen threshold.
 
-The seed's modules, one component each:
-- computation (210): ``computation.SelectionForward`` + ``labeled_confidence`` pick the samples
+Implementation based on Shin et al., "Prediction Confidence based Low Complexity Gradient
+Computation for Accelerating DNN Training", DAC 2020,
+https://doi.org/10.1109/DAC18072.2020.9218650, and its dynamic-threshold patent
+US 12,307,363 B2, https://patents.google.com/patent/US12307363B2.
+
+The patent's four modules, one component each:
+- computation: ``computation.SelectionForward`` + ``labeled_confidence`` pick the samples
   worth a backward; ``queue.KeptQueue`` gathers them into full batches for the loop's
   forward + backward, which gives the approximate weight gradient;
-- weight update (220): the loop's optimizer step, on the kept samples only (no step when a
+- weight update: the loop's optimizer step, on the kept samples only (no step when a
   whole batch is skipped);
-- control (230): ``control.SkipControl`` (batch size, bins, error bound, update period);
-- threshold selection (240): ``threshold.ConfidenceHistogram`` (CF accumulation),
+- control: ``control.SkipControl`` (batch size, bins, error bound, update period);
+- threshold selection: ``threshold.ConfidenceHistogram`` (CF accumulation),
   ``interpolate_gradient`` (linear interpolation), ``choose_threshold`` (threshold decision).
 ``gate.SkipGate`` puts them together as a ``BatchGate`` for ``fedlite.train.train``.
 """

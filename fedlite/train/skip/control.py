@@ -1,4 +1,4 @@
-"""Control (seed module 230): the knobs that steer the computation and the threshold choice.
+"""Control module (US 12,307,363 B2): the knobs that steer the computation and the threshold.
 
 Batch size, the confidence bins, the error bound, the update period, and how often a fresh
 selection forward runs. The run config's
@@ -20,7 +20,7 @@ class SkipControl:
     bins: int = 10  # uniform confidence bins over [0, 1]
     error_bound: float = 0.1  # epsilon: share of estimated gradient mass that may be dropped
     period: str = "round"  # "epoch" or "round": when tau is re-chosen
-    selection_every: int = 1  # fresh selection forward every n-th local epoch (1: the seed)
+    selection_every: int = 1  # fresh selection forward every n-th local epoch (1: the patent)
     warmup_rounds: int = 0  # the run's first rounds skip nothing; the histogram accumulates
 
     def __post_init__(self) -> None:
