@@ -20,7 +20,7 @@ class FspConfig:
     stage1_rounds: int = 2
     lr: float = 0.01  # stage-1 learning rate (the FSP loss is larger than cross-entropy)
     # stage-1 optimizer: "sgd" (the run's momentum and weight decay) or "adam"; SGD leaves the
-    # FSP loss of a 20-layer GroupNorm student high, Adam brings it down (docs/BENCHMARKS.md)
+    # FSP loss of a 20-layer GroupNorm student high, Adam brings it down (docs/experiments/fsp.md)
     optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
