@@ -18,8 +18,6 @@ examples:
   fedlite list                         scenarios and what they do
   fedlite keys                         every run-config key with its default
   fedlite plot results/<run-id>        re-draw a run's plot
-  fedlite plot results/A results/B --out ab.png
-                                       overlay runs, named by the settings that differ
   fedlite bench overhead --quick       a benchmark, side by side with its baseline
   fedlite chain --teacher results/<run-id> --models resnet14,resnet26
                                        progressive FSP chain from a trained resnet8 teacher
