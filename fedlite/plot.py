@@ -54,7 +54,7 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike],
     run's directory for several."""
     if not run_dirs:
         raise ValueError("give at least one run directory")
-    runs = [_Run.read(path) for path in run_dirs]  # every file is read before anything is drawn
+    runs = [RecordedRun.read(path) for path in run_dirs]  # all read before anything is drawn
     if out is None:
         first = Path(run_dirs[0])
         out = first / "accuracy.png" if len(runs) == 1 else first.parent / "comparison.png"
@@ -66,18 +66,23 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike],
     return target
 
 
-class _Run:
+class RecordedRun:
+    """One run as the plot sees it: its id, its run config and its rounds in order."""
+
     def __init__(self, run_id: str, config: Mapping[str, Any], rounds: list[dict[str, Any]]):
         self.run_id, self.config, self.rounds = run_id, config, rounds
         self.label = run_id
 
     @classmethod
-    def read(cls, run_dir: str | os.PathLike) -> _Run:
+    def read(cls, run_dir: str | os.PathLike) -> RecordedRun:
         path = Path(run_dir)
         rounds = sorted(read_rounds(path), key=lambda r: r["round"])
         config_file = path / "config.json"
-        config = json.loads(config_file.read_text()).get("config", {}) if config_file.is_file() \
-            else {}
+        try:  # a run without one (written by hand, or by an older fedlite) is named by its id
+            config = json.loads(config_file.read_text()).get("config", {}) \
+                if config_file.is_file() else {}
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{config_file}: not valid JSON ({err})") from None
         return cls(path.name.removesuffix(".partial"), config, rounds)
 
     def series(self, key: str) -> tuple[dict[str, list[float]], list[float]]:
@@ -125,7 +130,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def figure(runs: Sequence[_Run]) -> plt.Figure:
+def figure(runs: Sequence[RecordedRun]) -> plt.Figure:
     """Two rows (accuracy, loss) by three columns (round, bytes, wall clock), one colour a run."""
     for run, label in zip(runs, run_labels([r.config for r in runs], [r.run_id for r in runs])):
         run.label = label
@@ -146,7 +151,7 @@ def figure(runs: Sequence[_Run]) -> plt.Figure:
     return fig
 
 
-def _draw(run: _Run, colour: str, x_name: str, accuracy: plt.Axes, loss: plt.Axes) -> None:
+def _draw(run: RecordedRun, colour: str, x_name: str, accuracy: plt.Axes, loss: plt.Axes) -> None:
     """One run's curves on one column: central accuracy (solid), the clients' mean accuracy
     (dashed) with its spread (band), central loss, and a cross on every skipped round."""
     xs, central = run.series("accuracy")
@@ -173,7 +178,7 @@ def _draw(run: _Run, colour: str, x_name: str, accuracy: plt.Axes, loss: plt.Axe
                       markeredgewidth=2, zorder=5, label="_skipped")  # "_": not a run's curve
 
 
-def _legend(runs: Sequence[_Run], colours: Sequence[str], personalized: bool,
+def _legend(runs: Sequence[RecordedRun], colours: Sequence[str], personalized: bool,
             skipped: bool) -> tuple[list, list[str], int]:
     """One entry a run (its colour), then what the line styles and marks mean."""
     handles: list = [plt.Line2D([], [], color=colour, linewidth=2.5) for colour in colours]
@@ -192,7 +197,7 @@ def _legend(runs: Sequence[_Run], colours: Sequence[str], personalized: bool,
     return handles, labels, max(1, min(len(labels), 150 // (widest + 8)))
 
 
-def _decorate(fig: plt.Figure, axes, runs: Sequence[_Run]) -> None:
+def _decorate(fig: plt.Figure, axes, runs: Sequence[RecordedRun]) -> None:
     for column, (_, x_label) in enumerate(X_AXES):
         axes[0][column].set_title(f"accuracy by {x_label.split(' (')[0]}", fontsize=11)
         axes[1][column].set_title(f"loss by {x_label.split(' (')[0]}", fontsize=11)

@@ -60,7 +60,7 @@ def test_labels_name_the_settings_that_differ():
 def test_overlay_has_one_curve_per_run_in_every_panel_and_marks_skipped_rounds(tmp_path):
     a = write_run(tmp_path, "a-1", CONFIG, plain_rounds(0.2))
     b = write_run(tmp_path, "b-2", CONFIG | {"lr": 0.1}, plain_rounds(0.1, skipped=2))
-    runs = [plot._Run.read(a), plot._Run.read(b)]
+    runs = [plot.RecordedRun.read(a), plot.RecordedRun.read(b)]
     # Execute
     fig = plot.figure(runs)
     # Assert: 2 x 3 panels, each with both runs' curves named by their lr
@@ -87,7 +87,7 @@ def test_personalized_run_shows_the_clients_mean_and_spread(tmp_path):
     personal = write_run(tmp_path, "p-1", CONFIG | {"fedpara.mode": "pfedpara"}, rounds)
     plain = write_run(tmp_path, "f-1", CONFIG | {"fedpara.mode": "none"}, plain_rounds(0.2))
     # Execute
-    fig = plot.figure([plot._Run.read(personal), plot._Run.read(plain)])
+    fig = plot.figure([plot.RecordedRun.read(personal), plot.RecordedRun.read(plain)])
     # Assert
     accuracy_by_round = fig.axes[0]
     assert curves(accuracy_by_round) == ["fedpara.mode=pfedpara",
