@@ -112,3 +112,10 @@ def test_default_paths_and_a_directory_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="rounds.jsonl"):
         plot.plot_runs([a, tmp_path / "missing"], tmp_path / "never.png")
     assert not (tmp_path / "never.png").exists()  # nothing drawn before every run was read
+
+
+def test_a_broken_config_is_named(tmp_path):
+    run_dir = write_run(tmp_path, "a-1", CONFIG, plain_rounds(0.2))
+    (run_dir / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"a-1/config.json: not valid JSON"):
+        plot.plot_runs([run_dir], tmp_path / "never.png")
