@@ -71,9 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list scenarios").set_defaults(handler=_list)
     sub.add_parser("keys", help="list run-config keys and defaults").set_defaults(handler=_keys)
 
-    plot = sub.add_parser("plot", help="re-draw the plot of a run directory")
-    plot.add_argument("run_dir")
-    plot.add_argument("--out", help="PNG path (default: RUN_DIR/accuracy.png)")
+    plot = sub.add_parser(
+        "plot", help="plot runs, several overlaid", description=textwrap.dedent("""\
+        Accuracy and loss against round, cumulative bytes and wall clock, one colour a run,
+        skipped rounds marked; personalized runs also show the clients' mean accuracy and its
+        spread. The legend names each run by the run-config keys that differ between them."""))
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="results/<run-id> directories")
+    plot.add_argument("--out", help="PNG path (default: RUN_DIR/accuracy.png for one run, "
+                                    "comparison.png beside the first RUN_DIR for several)")
     plot.set_defaults(handler=_plot)
 
     from simulations.bench import BENCHMARKS
@@ -160,9 +165,9 @@ def _keys(_: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from fedlite.plot import plot_run
+    from fedlite.plot import plot_runs
 
-    print(plot_run(args.run_dir, args.out))
+    print(plot_runs(args.run_dirs, args.out))
     return 0
 
 

@@ -90,7 +90,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Ray nices its workers by 15 below the driver; here the workers do the training and the
-    # driver mostly waits, so they keep the driver's priority (docs/BENCHMARKS.md, overhead).
+    # driver mostly waits, so they keep the driver's priority (docs/experiments/overhead.md).
     os.environ.setdefault("RAY_worker_niceness", "0")
     warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
     try:

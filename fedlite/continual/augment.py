@@ -5,7 +5,7 @@ Adaptive: each old prototype p_c owns M learnable vectors v; an augmented point 
 p_c + delta(v) with delta(v) = R * tanh(|v|) * v / |v|, so |delta| <= R always (the configured
 range). The vectors are fitted through the OLD task's head (embedding + classifier as they were
 when the task started): cross-entropy keeps every point in its class, and a spread term pushes
-points outward, so direction and size are learned (seed 004, [0039], [0074]).
+points outward, so direction and size are learned (KR 10-2024-0141487, claims 4 and 5).
 """
 
 from __future__ import annotations

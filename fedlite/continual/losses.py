@@ -3,7 +3,8 @@
 ``PrototypeReplay`` (first model): augmented old-class points go through the CURRENT embedding
 module and (grown) classifier next to the new-class batch; cross-entropy keeps old classes
 classifiable, and a supervised contrastive loss over the joint embedding pulls each class
-together and pushes classes apart (seed 004, [0058], [0079]).
+together and pushes classes apart (KR 10-2024-0141487, claim 7; the supervised contrastive
+loss of Khosla et al., https://arxiv.org/abs/2004.11362).
 
 ``TwoTeacherKD`` (second model): teacher 1 = the first model's feature extractor/embedding
 (feature MSE + embedding cosine), teacher 2 = its classifier (KL at temperature T), on the

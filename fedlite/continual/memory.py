@@ -2,8 +2,9 @@
 from old data.
 
 The prototype is the REAL sample whose embedding lies nearest the class mean in embedding space
-(seed 004, claim 3); memory keeps the sample and its representation: the feature vector (the
-embedding module's input, so an adjusted embedding module can re-embed it) and its embedding.
+(KR 10-2024-0141487, claim 3); memory keeps the sample and its representation: the feature
+vector (the embedding module's input, so an adjusted embedding module can re-embed it) and its
+embedding.
 The PASS-style baseline keeps the class mean of the features instead, and no sample. All of it
 lives in the client's ``state`` under ``continual/`` (a few KB a class: 128 + 64 floats and
 the sample, 784 floats for Fashion-MNIST).

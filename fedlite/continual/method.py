@@ -1,8 +1,8 @@
 """Class-incremental learning as an entry of the method table.
 
-Prototype augmentation with two-teacher distillation (KR patent application "Method and
-apparatus for knowledge distillation using teacher models"; PASS-style baseline: Zhu et al.,
-CVPR 2021, https://arxiv.org/abs/2104.00432). On a client's round it
+Prototype augmentation with two-teacher distillation (US 2026/0111797 A1, KR 10-2024-0141487,
+"Method and apparatus for knowledge distillation using teacher models"; the PASS-style
+baseline follows Zhu et al., CVPR 2021). On a client's round it
 
 1. at the first round of a new task, stores one prototype per finished class and snapshots
    the old head (``client.cross_boundary``);

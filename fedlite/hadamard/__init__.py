@@ -1,7 +1,8 @@
 """FedPara / pFedPara: low-rank Hadamard-product layers, the rank rule, conversion and key split.
 
 Implementation based on Hyeon-Woo, Ye-Bin and Oh, "FedPara: Low-Rank Hadamard Product
-for Communication-Efficient Federated Learning", ICLR 2022 (arXiv:2108.06098).
+for Communication-Efficient Federated Learning", ICLR 2022, https://arxiv.org/abs/2108.06098,
+and patent application KR 10-2023-0065883.
 """
 
 from fedlite.lazy import exports

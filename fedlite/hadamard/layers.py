@@ -75,7 +75,9 @@ class FactorizedLayer(nn.Module):
     def reset_parameters(self) -> None:
         """He-like init of the composed weight, Var(W) = 2 / fan_in; bias as in nn.Linear.
 
-        Per-factor He init would make W about 100x too small (fedpara.md sec. 4), so the
+        Per-factor He init would make W about 100x too small (the init of the authors' demo code,
+        github.com/South-hw/FedPara_ICLR22, which Flower's FedPara baseline found not to
+        converge), so the
         target variance is split over the branches and then over each branch's factors.
         """
         with torch.no_grad():

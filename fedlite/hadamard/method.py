@@ -1,6 +1,7 @@
 """FedPara / pFedPara / low-rank as an entry of the method table.
 
-FedPara (Hyeon-Woo, Ye-Bin and Oh, ICLR 2022, https://arxiv.org/abs/2108.06098): layers whose
+FedPara (Hyeon-Woo, Ye-Bin and Oh, ICLR 2022, https://arxiv.org/abs/2108.06098;
+KR 10-2023-0065883): layers whose
 weight is ``(X1 Y1^T) * (X2 Y2^T)``; only the factors travel. pFedPara keeps ``W2`` (the
 ``fedpara_local_*`` factors) on the client. The model is converted where it is built, so the
 server and every client hold the same factorized architecture.

@@ -3,7 +3,7 @@
 On the CPU, PyTorch runs a convolution with channels-last weights through oneDNN's
 channels-last kernels. On the 2-core machine the default small CNN then trains 28 % faster on
 one thread and 23 % faster on two, and its inference forward costs about a quarter of a
-training step instead of 0.42 (``docs/BENCHMARKS.md``).
+training step instead of 0.42 (``docs/experiments/skip.md``).
 The model is put back in the default layout afterwards, so what leaves ``train`` and
 ``evaluate`` (state dicts, arrays on the wire, checkpoints) never depends on it.
 """

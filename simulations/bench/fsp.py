@@ -20,7 +20,7 @@ from simulations.chain import run_chain
 from simulations.engine import Resources, simulate
 
 TARGET_MODEL, INTERMEDIATES, TEACHER_MODEL = "resnet20", ["resnet14"], "resnet8"
-# the direct arm's stage 1: 3 Adam rounds beat 1 on held-out seed 1 (docs/BENCHMARKS.md)
+# the direct arm's stage 1: 3 Adam rounds beat 1 on held-out seed 1 (docs/experiments/fsp.md)
 DIRECT_STAGE1_ROUNDS = 3
 CLIENT_TRAIN_SIZE = 1000
 PNG = Path("docs/benchmarks/fsp.png")
@@ -32,7 +32,7 @@ def workload(quick: bool) -> dict[str, Any]:
             "batch-size": 32, "lr": 0.05, "momentum": 0.9, "central-eval-size": 1000,
             "results-dir": "results/bench-runs", "run-name": "bench-fsp", "seed": 0,
             # Adam for stage 1: with SGD at 0.01 a resnet20 student's FSP loss stays high and
-            # its head start is gone within 150 steps (central probe, docs/BENCHMARKS.md)
+            # its head start is gone within 150 steps (central probe, docs/experiments/fsp.md)
             "fsp.stage1-rounds": 1, "fsp.optimizer": "adam", "fsp.lr": 0.001}
     rounds = {"teacher": 12, "target": 12, "intermediate": 2}
     if quick:  # scikit-learn digits (8x8): the same code path in about a minute

@@ -21,7 +21,7 @@ from simulations.scenarios import load_scenario
 
 ERROR_BOUND = 0.1
 STALE_EVERY = 3  # the Stale-SB variant: a fresh selection forward every 3rd local epoch
-WARMUP_ROUNDS = 2  # chosen on held-out seeds 1-4 (docs/BENCHMARKS.md, backprop skipping)
+WARMUP_ROUNDS = 2  # chosen on held-out seeds 1-4 (docs/experiments/skip.md)
 FEDPARA_LR = 0.02  # FedPara on this CNN diverges (NaN in round 1) at the default 0.05
 SHORT_ROUNDS = 3  # the sweep and FedPara runs
 SWEEP_PNG = Path("docs/benchmarks/skip_sweep.png")

@@ -2,9 +2,10 @@
 
 The same commands as on real machines (docs/DEPLOY.md), on loopback: TLS from a private CA
 (``certs.sh``), SuperNode authentication with registered EC keys, runtime dependency
-installation disabled (the virtual environment already holds everything). Every process is
-started in its own session so that stopping it by its PID also stops the ServerApp/ClientApp
-processes it spawned; nothing is ever stopped by name.
+installation disabled (the virtual environment already holds everything). ``--insecure``
+turns TLS off and, since Flower's SuperNode authentication needs TLS, authentication too. Every
+process is started in its own session so that stopping it by its PID also stops the
+ServerApp/ClientApp processes it spawned; nothing is ever stopped by name.
 
     python -m simulations.deploy.cluster --nodes 3 -- num-rounds=3 dataset='"digits"'
 """
@@ -39,6 +40,9 @@ class Cluster:
     def __init__(self, workdir: str | os.PathLike, *, tls: bool = True, auth: bool = True,
                  host: str = "127.0.0.1", port: int | None = None,
                  cert_names: tuple[str, ...] = ()) -> None:
+        if auth and not tls:
+            raise ValueError("SuperNode authentication needs TLS (Flower's SuperLink refuses "
+                             "--enable-supernode-auth with --insecure): turn auth off too")
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tls, self.auth, self.host = tls, auth, host
@@ -48,8 +52,12 @@ class Cluster:
         self.home = self.dir / "flwr-home"  # FLWR_HOME: connections, installed FABs
         self.home.mkdir(exist_ok=True)
         if not tls:
-            print("WARNING: TLS is off (--insecure): traffic and node keys travel in clear "
-                  "text; use it only on a trusted network", file=sys.stderr)
+            print("WARNING: TLS is off (--insecure): model updates travel in clear text; use it "
+                  "only on a trusted network", file=sys.stderr)
+        if not auth:
+            why = " (Flower allows it only with TLS)" if not tls else ""
+            print(f"WARNING: SuperNode authentication is off{why}: any SuperNode that reaches "
+                  "the SuperLink's port can join", file=sys.stderr)
 
     # -- environment ------------------------------------------------------------------------
     @property
@@ -215,14 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--workdir", help="certificates, keys, logs (default: a temp dir)")
     parser.add_argument("--insecure", action="store_true",
-                        help="no TLS (clear text; only on a trusted network)")
+                        help="no TLS (clear text; only on a trusted network); implies --no-auth, "
+                             "since Flower's SuperNode authentication needs TLS")
     parser.add_argument("--no-auth", action="store_true", help="let any SuperNode join")
     parser.add_argument("--timeout", type=float, default=900.0, help="bound on `flwr run`")
     parser.add_argument("run_config", nargs="*", help="run-config overrides: key=value (TOML)")
     args = parser.parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="fedlite-deploy-")
     overrides = " ".join([f"num-clients={args.nodes}", *args.run_config])
-    with Cluster(workdir, tls=not args.insecure, auth=not args.no_auth) as cluster:
+    # SIGTERM (kill <pid>) ends the run like Ctrl-C: the `with` below stops every process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    with Cluster(workdir, tls=not args.insecure,
+                 auth=not (args.no_auth or args.insecure)) as cluster:
         cluster.start_superlink()
         print(f"SuperLink on {cluster.address} (pid {cluster.procs['superlink'].pid}), "
               f"TLS {'on' if cluster.tls else 'OFF'}, node auth {'on' if cluster.auth else 'off'}")

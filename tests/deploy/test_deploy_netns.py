@@ -20,6 +20,7 @@ from simulations.deploy.cluster import Cluster
 
 NODES = 2
 pytestmark = [
+    pytest.mark.integration,
     pytest.mark.skipif(os.environ.get("FEDLITE_TEST_NETNS") == "0",
                        reason="turned off with FEDLITE_TEST_NETNS=0"),
     pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("ssh-keygen")),

@@ -1,4 +1,10 @@
-"""FSP progressive knowledge transfer (Yim et al., CVPR 2017; KR 10-2063377).
+"""FSP progressive knowledge transfer.
+
+Implementation based on Yim et al., "A Gift from Knowledge Distillation: Fast Optimization,
+Network Minimization and Transfer Learning", CVPR 2017,
+https://openaccess.thecvf.com/content_cvpr_2017/html/Yim_A_Gift_From_CVPR_2017_paper.html,
+and the progressive transfer of patent KR 10-2063377,
+https://patents.google.com/patent/KR102063377B1.
 
 - ``matrix``: FSP matrices of a section's first and last maps, and the Euclidean FSP loss;
 - ``term``: stage 1 as a loss term that replaces cross-entropy (``task_loss=False``);

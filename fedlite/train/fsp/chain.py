@@ -2,7 +2,7 @@
 
 Each network learns its predecessor's FSP matrices (stage 1), then the main task (stage 2).
 The teacher is SMALLER than the target; the networks in between grow in size. How many
-intermediates to train is chosen from a budget (seed 001, claim 8: from the target's
+intermediates to train is chosen from a budget (KR 10-2063377, claim 8: from the target's
 training time and/or accuracy): ``choose_intermediates``.
 """
 

@@ -1,4 +1,4 @@
-"""FSP matrices (Yim et al. 2017): the flow between a section's first and last feature maps.
+"""FSP matrices (Yim et al., CVPR 2017): the flow between a section's first and last maps.
 
 G_{i,j} = sum_{s,t} F1_{s,t,i} * F2_{s,t,j} / (h*w) is a Gram matrix *across* two layers; the
 FSP loss is the squared Euclidean distance between teacher and student matrices, summed over

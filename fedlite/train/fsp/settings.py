@@ -23,7 +23,7 @@ class FspConfig:
     stage1_rounds: int = setting(2, "rounds of stage 1 (FSP loss only) before cross-entropy")
     lr: float = setting(0.01, "stage-1 learning rate")
     # SGD leaves the FSP loss of a 20-layer GroupNorm student high, Adam brings it down
-    # (docs/BENCHMARKS.md)
+    # (docs/experiments/fsp.md)
     optimizer: str = setting("sgd", "stage-1 optimizer: sgd (the run's momentum) or adam (e.g. "
                                     "fsp.lr=0.001)")
 

@@ -1,13 +1,16 @@
-"""Confidence-based backprop skipping with a dynamically chosen threshold (Shin et al., DAC 2020,
-"Prediction Confidence based Low Complexity Gradient Computation for Accelerating DNN
-Training"; US 12,307,363 B2).
+"""Confidence-based backprop skipping with a dynamically chosen threshold.
+
+Implementation based on Shin et al., "Prediction Confidence based Low Complexity Gradient
+Computation for Accelerating DNN Training", DAC 2020,
+https://doi.org/10.1109/DAC18072.2020.9218650, and its dynamic-threshold patent
+US 12,307,363 B2, https://patents.google.com/patent/US12307363B2.
 
 The method's four components, one module each:
 - computation: ``computation.SelectionForward`` + ``labeled_confidence`` pick the samples
   worth a backward; ``queue.KeptQueue`` gathers them into full batches for the loop's
   forward + backward, which gives the approximate weight gradient;
-- weight update: the loop's optimizer step, on the kept samples only (no step when a whole
-  batch is skipped);
+- weight update: the loop's optimizer step, on the kept samples only (no step when a
+  whole batch is skipped);
 - control: ``control.SkipControl`` (batch size, bins, error bound, update period);
 - threshold selection: ``threshold.ConfidenceHistogram`` (CF accumulation),
   ``interpolate_gradient`` (linear interpolation), ``choose_threshold`` (threshold decision).

@@ -1,4 +1,4 @@
-"""Computation (seed module 210), selection half: which samples of a mini-batch get a backward.
+"""Computation module (US 12,307,363 B2), selection half: which samples of a batch get a backward.
 
 A forward without autograd gives each sample's confidence, the softmax probability of its
 LABELED class (so a confidently wrong sample has a low confidence and is always kept), and the

@@ -1,4 +1,4 @@
-"""Control: the knobs that steer the computation and the threshold choice.
+"""Control module (US 12,307,363 B2): the knobs that steer the computation and the threshold.
 
 The run config's ``skip.*`` settings (``settings.SkipConfig``, which validates them, so a bad
 value names its key) plus the batch size kept samples are queued into.

@@ -1,4 +1,4 @@
-"""``SkipGate``: the seed's modules put together as a batch gate for THE training loop.
+"""``SkipGate``: the patent's modules put together as a batch gate for THE training loop.
 
 Per incoming mini-batch: selection forward (computation) -> confidences into the period's
 histogram (CF accumulation) -> keep the samples with confidence <= tau, queue them into full

@@ -1,11 +1,11 @@
-"""Threshold selection (seed module 240) in its three parts.
+"""Threshold selection module (US 12,307,363 B2) in its three parts.
 
-- CF accumulation (241): ``ConfidenceHistogram`` counts confidences per bin over the period.
-- Linear interpolation (242): ``interpolate_gradient`` estimates the mean |gradient| of every
+- CF accumulation: ``ConfidenceHistogram`` counts confidences per bin over the period.
+- Linear interpolation: ``interpolate_gradient`` estimates the mean |gradient| of every
   bin from the lowest and the highest occupied bins only, because per-sample |gradient| is
   close to linear in the confidence (for softmax cross-entropy the output gradient p - e_y has
   a norm between 1 - p_y and sqrt(2) (1 - p_y)).
-- Threshold decision (243): ``choose_threshold`` picks the smallest tau among the bin edges
+- Threshold decision: ``choose_threshold`` picks the smallest tau among the bin edges
   whose estimated dropped share E(tau) = sum_{bins above tau} n_b g_b / sum_b n_b g_b stays
   within the error bound.
 
@@ -23,7 +23,7 @@ class ConfidenceHistogram:
     """Counts and summed |gradient| per confidence bin, accumulated until ``reset``.
 
     Summing |gradient| in every bin costs one weighted bincount, the same as summing it in
-    two; the interpolation still reads only the extreme bins, as the seed prescribes.
+    two; the interpolation still reads only the extreme bins, as the patent prescribes.
     """
 
     def __init__(self, bins: int) -> None:

@@ -1,4 +1,4 @@
-"""FedPara layers: seed Table 1, equivalence with nn.Linear/nn.Conv2d, gradients, init."""
+"""FedPara layers: KR 10-2023-0065883 Table 1, nn.Linear/nn.Conv2d equivalence, gradients, init."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def numerical_rank(weight: torch.Tensor) -> int:
     return int(torch.linalg.matrix_rank(weight.detach().to(F64).flatten(1)))
 
 
-# ---- seed Table 1 (m = n = O = I = 256, K = 3, R = 16); counts are factor parameters, no bias
+# ---- KR 10-2023-0065883, Table 1 (m = n = O = I = 256, K = 3, R = 16); factor parameters, no bias
 
 def test_table1_fc():
     torch.manual_seed(0)
