@@ -17,6 +17,7 @@ import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from clients.cohort import run_cohort
 from clients.context import client_id_of, config_of
 from clients.mods import clipping_mod, method_outgoing_mod
 from fedlite.arrays import state_arrays
@@ -100,9 +101,15 @@ def evaluate(msg: Message, context: Context) -> Message:
     return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
 
+@app.query("cohort")
+def cohort(msg: Message, context: Context) -> Message:
+    """The clients this node hosts, trained (or evaluated) one after another."""
+    return run_cohort(app, msg, context)
+
+
 @app.query("partition")
 def partition(msg: Message, context: Context) -> Message:
-    """Which partition this node trains on; the server orders nodes by it, so that sampling
-    and aggregation order depend on the seed only."""
+    """Which partition this node has: the client it is, or in a cohort simulation the index
+    of the node that hosts clients ``index, index + nodes, ...`` (``fedlite.cohorts``)."""
     metrics = {"partition-id": client_id_of(context)}
     return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)

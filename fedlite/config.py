@@ -69,7 +69,10 @@ class RunConfig:
     fraction_train: float = setting(1.0, "share of clients that train each round, in (0, 1]")
     fraction_evaluate: float = setting(0.0, "share of clients that evaluate on their own split "
                                             "each round")
-    node_wait_timeout: float = setting(120.0, "seconds to wait for all clients to register "
+    simulation_nodes: int = setting(0, "SuperNodes the federation has, each hosting about "
+                                       "num-clients / this clients; 0 = one per client (fedlite "
+                                       "run picks twice its Ray actors)")
+    node_wait_timeout: float = setting(120.0, "seconds to wait for the SuperNodes to register "
                                               "before round 1")
     round_timeout: float = setting(3600.0, "seconds a round waits for replies")
     min_replies: int = setting(1, "good replies a round needs, else it is skipped and the model "
@@ -105,6 +108,8 @@ class RunConfig:
     results_dir: str = setting("results", "where results/<run-id>/ goes")
     run_name: str = setting("run", "prefix of the run id")
     resume_from: str = setting("", "a killed run's <run-id>.partial directory to continue")
+    plot: bool = setting(True, "draw accuracy.png when the run completes (fedlite plot draws it "
+                               "later)")
     # methods
     methods: str = setting("", "your own methods to attach: module:Class or /path/file.py:Class "
                                "of fedlite.methods.Method subclasses, comma-separated")
@@ -114,6 +119,8 @@ class RunConfig:
         require(self.num_rounds >= 1, "num-rounds", "must be a positive integer")
         require(self.seed >= 0, "seed", "must be a non-negative integer")
         require(self.num_clients >= 1, "num-clients", "must be a positive integer")
+        require(0 <= self.simulation_nodes <= self.num_clients, "simulation-nodes",
+                f"must be in [0, num-clients={self.num_clients}] (0: one SuperNode per client)")
         require(self.dataset in DATASETS, "dataset", f"choose one of {', '.join(DATASETS)}")
         require(self.partitioner in PARTITIONERS, "partitioner",
                 f"choose one of {', '.join(PARTITIONERS)}")
@@ -164,6 +171,11 @@ class RunConfig:
                               "write e.g. '{\"fraction_train\": 0.5}'") from None
         require(isinstance(kwargs, dict), "strategy-kwargs", "must be a JSON object")
         return kwargs
+
+    @property
+    def nodes(self) -> int:
+        """The SuperNodes this run's ServerApp waits for and sends to."""
+        return self.simulation_nodes or self.num_clients
 
     def lr_at(self, server_round: int) -> float:
         """Learning rate for a round: ``lr * lr_decay ** (round - 1)``."""

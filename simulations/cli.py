@@ -118,8 +118,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fedlite: {note}", flush=True)
     print(f"fedlite: starting the simulation runtime (Ray) with {cfg.num_clients} clients ...",
           flush=True)
-    summary = simulate(cfg, scenario.resources, verbose=args.verbose,
-                       on_round=print_progress(cfg.num_rounds))
+    records: list = []
+
+    def started(run_dir, done: int) -> None:
+        records.append(run_dir)
+        resumed = f", continuing after round {done} of {cfg.num_rounds}" if done else ""
+        print(f"fedlite: records in {run_dir}{resumed}", flush=True)
+
+    try:
+        summary = simulate(cfg, scenario.resources, verbose=args.verbose,
+                           on_round=print_progress(cfg.num_rounds), on_start=started)
+    except KeyboardInterrupt:
+        exit_interrupted(records[0] if records else None)
     client = summary.get("final-client-accuracy-mean")
     # Personalized models are judged on each client's own split, not the central test set.
     accuracy = (f"mean client accuracy {pct(client)} (std {pct(summary['final-client-accuracy-std'])}), "
@@ -130,6 +140,19 @@ def _run(args: argparse.Namespace) -> int:
     print(f"fedlite: done: {accuracy}, {summary['total-bytes'] / 1e6:.1f} MB on the wire{saving}, "
           f"records in {summary['run-dir']}")
     return 0
+
+
+def exit_interrupted(run_dir) -> None:
+    """End the process at once after Ctrl-C (Ray is already stopped): Flower's worker threads
+    may still wait on Ray, and a normal exit would wait for them. A second Ctrl-C meanwhile
+    ends it too."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    hint = f"; continue it with --resume {run_dir}" if run_dir else ""
+    print(f"fedlite: interrupted{hint}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
 
 
 def start_line(cfg) -> str:

@@ -19,6 +19,10 @@ from typing import Any
 from fedlite.config import RunConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RAY_STOP_SECONDS = 5.0  # how long an interrupted run waits for Ray to shut down
+# SuperNodes per client actor in a cohort simulation: two keep an actor busy while the other
+# node's message is packed or unpacked, and even out hosts whose sampled clients differ in size
+NODES_PER_ACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,25 @@ class Resources:
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    ray_address: str = ""  # an existing Ray cluster; "" = RAY_ADDRESS if set, else a fresh Ray
+
+    @property
+    def cluster(self) -> str:
+        """The Ray cluster to attach to, or "" to start a private Ray on this machine."""
+        return self.ray_address or os.environ.get("RAY_ADDRESS", "")
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0:
             raise ValueError("client-resources-num-cpus must be > 0")
         if self.num_gpus < 0:
             raise ValueError("client-resources-num-gpus must be >= 0")
+
+    def actors(self, cpus: int | None, gpus: int) -> int:
+        """How many client actors Ray starts on this machine."""
+        count = int((cpus or 1) // self.num_cpus)
+        if self.num_gpus > 0:
+            count = min(count, int(gpus // self.num_gpus))
+        return max(count, 1)
 
     def check_fits(self, cpus: int | None, gpus: int) -> None:
         """Raise unless one client actor fits this machine: Ray would start and then find
@@ -48,11 +65,17 @@ class Resources:
 
 
 def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: bool = False,
-             on_round: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run ``cfg`` with one SuperNode per client; returns the run summary.
+             on_round: Callable[[dict[str, Any]], None] | None = None,
+             on_start: Callable[[Path, int], None] | None = None) -> dict[str, Any]:
+    """Run ``cfg`` on Flower's simulation engine; returns the run summary. ``on_round`` and
+    ``on_start`` are ``run_federation``'s. With ``simulation-nodes = 0`` the engine starts
+    ``NODES_PER_ACTOR`` SuperNodes per client actor (at most one per client), each hosting a
+    fixed share of the clients (``strategies.cohort``).
 
-    Raises ``strategies.failure.RunFailed`` (after the records are written) when no round
-    after the first changed the model.
+    Raises ``fedlite.errors.RunFailed`` (after the records are written) when no round after
+    the first changed the model. On ``KeyboardInterrupt`` the ServerApp stops at its next
+    poll and Ray is shut down (at most ``RAY_STOP_SECONDS``) before it propagates; the run's
+    ``.partial`` directory keeps its last checkpoint, so it can be resumed.
     """
     import torch
     from flwr.serverapp import ServerApp
@@ -63,7 +86,14 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     from strategies.grids import StoppableGrid
     from strategies.server_app import preflight, run_federation
 
-    resources.check_fits(os.cpu_count(), torch.cuda.device_count())
+    if resources.cluster:
+        cpus, gpus = cluster_capacity(resources.cluster)
+    else:
+        cpus, gpus = os.cpu_count(), torch.cuda.device_count()
+    resources.check_fits(cpus, gpus)
+    if not cfg.simulation_nodes:  # a few SuperNodes per Ray actor, however many clients
+        cfg = cfg.replace(simulation_nodes=min(cfg.num_clients,
+                                               NODES_PER_ACTOR * resources.actors(cpus, gpus)))
     if not (PROJECT_ROOT / "pyproject.toml").is_file():
         raise FileNotFoundError(f"{PROJECT_ROOT}/pyproject.toml not found: run fedlite from a "
                                 "checkout installed with `pip install -e .`")
@@ -80,11 +110,14 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
 
     @server_app.main()
     def _main(grid, context) -> None:
-        summaries.append(run_federation(StoppableGrid(grid, failed), cfg, on_round))
+        summaries.append(run_federation(StoppableGrid(grid, failed), cfg, on_round, on_start))
 
     backend_config = {"client_resources": {"num_cpus": resources.num_cpus,
                                            "num_gpus": resources.num_gpus},
-                      "init_args": {"include_dashboard": False,
+                      # "local" always starts a private Ray: without an address Ray would
+                      # join whatever cluster `ray start` last recorded on this machine, stale or not
+                      "init_args": {"address": resources.cluster or "local",
+                                    "include_dashboard": False,
                                     "logging_level": logging.DEBUG if verbose else logging.ERROR,
                                     "log_to_driver": verbose}}
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -94,10 +127,14 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     os.environ.setdefault("RAY_worker_niceness", "0")
     warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
     try:
-        run_in_process(num_supernodes=cfg.num_clients, client_app=client_app,
+        run_in_process(num_supernodes=cfg.nodes, client_app=client_app,
                        server_app=server_app, run_config=cfg.to_flat(),
                        backend_config=backend_config, app_dir=str(PROJECT_ROOT),
                        verbose=verbose)
+    except KeyboardInterrupt:
+        failed.set()
+        stop_ray(RAY_STOP_SECONDS)
+        raise
     except BaseException:
         failed.set()
         raise
@@ -109,3 +146,37 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     if summaries[0].get("failure"):
         raise RunFailed(f"{summaries[0]['failure']} (records in {summaries[0]['run-dir']})")
     return summaries[0]
+
+
+def cluster_capacity(address: str) -> tuple[int, int]:
+    """CPUs and GPUs of the Ray cluster at ``address``, asked by a short-lived driver of its
+    own so that this process joins the cluster only once, through Flower's runtime."""
+    import json
+    import subprocess
+    import sys
+
+    probe = ("import json, ray; ray.init(address=%r, include_dashboard=False, "
+             "logging_level='ERROR', log_to_driver=False); r = ray.cluster_resources(); "
+             "print(json.dumps([r.get('CPU', 0), r.get('GPU', 0)]))" % address)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ValueError(f"cannot reach the Ray cluster at ray-address={address!r} (or "
+                         f"RAY_ADDRESS): {why}; "
+                         "start it with `ray start --head`, or leave ray-address empty and "
+                         "unset RAY_ADDRESS to run on this machine")
+    cpus, gpus = json.loads(done.stdout.strip().splitlines()[-1])
+    return int(cpus), int(gpus)
+
+
+def stop_ray(timeout: float) -> None:
+    """Shut this process's Ray down (its local cluster's processes with it), waiting at most
+    ``timeout`` seconds: Flower's runtime usually has done so already on its way out."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    stopper = threading.Thread(target=ray.shutdown, daemon=True)
+    stopper.start()
+    stopper.join(timeout)

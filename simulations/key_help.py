@@ -12,8 +12,11 @@ FEDERATION_HELP = {
     "client-resources-num-cpus": "CPUs per client actor: Ray trains cores / this clients at a "
                                  "time",
     "client-resources-num-gpus": "GPUs per client actor (0.25 puts four clients on one GPU)",
+    "ray-address": "an existing Ray cluster (host:port, as `ray start --head` prints); '' = "
+                   "RAY_ADDRESS if set, else a private Ray on this machine",
 }
-FEDERATION_DEFAULTS = {"client-resources-num-cpus": 1.0, "client-resources-num-gpus": 0.0}
+FEDERATION_DEFAULTS = {"client-resources-num-cpus": 1.0, "client-resources-num-gpus": 0.0,
+                       "ray-address": ""}
 
 
 def toml_lines(flat: dict[str, object], helps: dict[str, str]) -> list[str]:

@@ -15,7 +15,9 @@ from fedlite.data.sources import resolve_name
 from simulations.engine import Resources
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-FEDERATION_KEYS = {"client-resources-num-cpus": "num_cpus", "client-resources-num-gpus": "num_gpus"}
+FEDERATION_KEYS = {"client-resources-num-cpus": "num_cpus", "client-resources-num-gpus": "num_gpus",
+                   "ray-address": "ray_address"}
+TEXT_KEYS = {"ray-address"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ def load_scenario(name_or_path: str, overrides: list[str] = ()) -> Scenario:
         overridden.add(key)
     notes = _apply_digits_table(config, dict(data.get("digits", {})), overridden)
     for key, value in federation.items():
+        if key in TEXT_KEYS:
+            federation[key] = str(value)
+            continue
         try:
             federation[key] = float(value)
         except (TypeError, ValueError):

@@ -23,8 +23,10 @@ def failure_of(cfg: RunConfig, skipped: list[int], strategy: Any) -> str | None:
     counted = [r for r in rounds if r >= 2] or list(rounds)
     if any(r not in skipped for r in counted):
         return None
-    which = "every round" if len(counted) == cfg.num_rounds else "every round after round 1"
-    return f"{which} was skipped, the model never changed: {cause(strategy, counted)}"
+    everything = all(r in skipped for r in rounds)
+    which = "every round" if everything else "every round after round 1"
+    return (f"{which} was skipped, the model never changed: "
+            f"{cause(strategy, list(rounds) if everything else counted)}")
 
 
 def cause(strategy: Any, rounds: list[int]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,12 @@ from fedlite.train import evaluate
 from fedlite.wire import split_keys, wire_state
 from strategies.accounting import Accounting
 from strategies.checkpointing import check_resumable, checkpoint_state, resume, shifted
+from strategies.cohort import CohortGrid, host_indices
 from strategies.failure import RunFailed, failure_of
 from strategies.grids import PollingGrid
 from strategies.loading import load_strategy, nested
 from strategies.nodes import wait_for_nodes
 from strategies.reliability import Reliability, unwrap
-from strategies.sampling import PartitionOrderedGrid, partition_ids
 from strategies.validation import Validation
 
 app = ServerApp()
@@ -106,8 +107,10 @@ class CentralEvaluation:
         self.x, self.y = data.dataset.test_x[:size], data.dataset.test_y[:size]
 
     def round_metrics(self, model: torch.nn.Module, server_round: int) -> dict[str, Any]:
+        start = time.perf_counter()
         loss, accuracy = evaluate(model, self.x, self.y)
-        return {"accuracy": accuracy, "loss": loss}
+        return {"accuracy": accuracy, "loss": loss,
+                "central-eval-seconds": round(time.perf_counter() - start, 4)}
 
     def summary(self) -> dict[str, Any]:
         return {}
@@ -122,8 +125,10 @@ def evaluator_for(cfg: RunConfig, setup) -> tuple[str, Evaluator] | None:
     return ("", CentralEvaluation(cfg, setup.data)) if cfg.central_eval else None
 
 
-def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
-    """Run ``cfg`` on ``grid``; returns the summary. ``on_round(line)`` sees every record line."""
+def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> dict[str, Any]:
+    """Run ``cfg`` on ``grid``; returns the summary. ``on_round(line)`` sees every record line,
+    ``on_start(records_dir, rounds_done)`` the run's ``.partial`` directory once it exists (and
+    the rounds a resumed run had completed)."""
     data = data_for(cfg)
     strategy = build_strategy(cfg, max_examples=len(data.dataset.train_y))
     model, reports = build_initial(cfg, data)
@@ -132,9 +137,12 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     # Price every message that carried arrays as if it had carried the dense model's arrays.
     dense_message_bytes = ArrayRecord(dense_model(cfg, data).state_dict()).count_bytes()
     evaluation = evaluator_for(cfg, setup)
-    wait_for_nodes(grid, cfg.num_clients, cfg.node_wait_timeout)
-    # the same seed samples the same clients, and sums their replies in the same order
-    grid = PartitionOrderedGrid(grid, partition_ids(grid, cfg.node_wait_timeout))
+    wait_for_nodes(grid, cfg.nodes, cfg.node_wait_timeout)
+    # One virtual node per client, listed and answered in client order: the same seed samples
+    # the same clients and sums their replies in the same order, however many SuperNodes host
+    # them (strategies.cohort).
+    grid = CohortGrid(grid, host_indices(grid, cfg.node_wait_timeout), cfg.num_clients,
+                      carry_state=cfg.nodes < cfg.num_clients)
     # Flower's strategies sample with `random`, its DP wrappers draw noise from numpy's global
     # generator; a resume restores both
     random.seed(cfg.seed)
@@ -160,6 +168,10 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
         traffic = strategy.rounds.get(server_round)
         if traffic is not None:
             metrics |= round_traffic(strategy, traffic, server_round, dense_message_bytes)
+        transport = grid.take_transport()  # what the simulation itself moved, beside it
+        metrics |= {"transport-bytes-down": transport.bytes_down,
+                    "transport-bytes-up": transport.bytes_up,
+                    "transport-messages": transport.messages}
         line = recorder.log_round(metrics)
         recorder.save_checkpoint(arrays_np, server_round, checkpoint_state(strategy))
         if on_round:
@@ -168,6 +180,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
         return MetricRecord(numeric)
 
     runner, initial, done = resume(cfg, strategy, ArrayRecord(wire_state(cfg, model)))
+    if on_start:
+        on_start(recorder.dir, done)
     clipping = client_clipping(strategy)
     runner.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_rounds - done,
                  timeout=cfg.round_timeout,
@@ -177,7 +191,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None) -> dict[str, Any]:
     if evaluation is not None and evaluation[0]:
         summary[evaluation[0]] = evaluation[1].summary()
     run_dir = recorder.finish(summary)
-    plot_run(run_dir)
+    if cfg.plot:
+        plot_run(run_dir)
     if summary["failure"]:
         log.error("fedlite: %s", summary["failure"])
     else:

@@ -78,7 +78,8 @@ class Validation(Strategy):
 
     def __init__(self, inner: Strategy, max_examples: float = 1e9) -> None:
         self.inner, self.max_examples = inner, max_examples
-        self.sent: dict[int, Spec] = {}
+        self.sent: dict[int, dict[int, Spec]] = {}  # round -> node -> what it was sent
+        self.model_spec: Spec = {}
         self.rejected: dict[int, list[tuple[int, str]]] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -86,14 +87,20 @@ class Validation(Strategy):
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        self.sent = {server_round: spec_of(arrays)}  # replies must match what went out
-        return self.inner.configure_train(server_round, arrays, config, grid)
+        # Replies must match what went out to their node; what the strategy returns is cast
+        # back to what came in (the model's dtypes).
+        self.model_spec = spec_of(arrays)
+        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        self.sent = {server_round: {msg.metadata.dst_node_id: spec_of(msg.content["arrays"])
+                                    for msg in messages if "arrays" in msg.content}}
+        return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         kept, rejected = [], self.rejected.setdefault(server_round, [])
-        expected = self.sent.get(server_round, {})
+        sent = self.sent.get(server_round, {})
         for msg in replies:
+            expected = sent.get(msg.metadata.src_node_id, self.model_spec)
             reason = None if msg.has_error() else problem(msg, expected, self.max_examples)
             if reason is None:
                 kept.append(msg)  # errors pass: the inner strategy counts and drops them
@@ -103,7 +110,7 @@ class Validation(Strategy):
             log.warning("fedlite: round %d: rejected the reply of node %d: %s", server_round,
                         node, reason)
         arrays, metrics = self.inner.aggregate_train(server_round, kept)
-        return (None if arrays is None else cast_to(arrays, expected)), metrics
+        return (None if arrays is None else cast_to(arrays, self.model_spec)), metrics
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:

@@ -33,37 +33,50 @@ def server_identity():
         yield
 
 
+@pytest.fixture
+def in_process_grid():
+    return InProcessGrid
+
+
 class InProcessGrid:
     """Runs the real ClientApp in this process, one Context per node, in node order: for
     contracts about the ServerApp, the strategies and the client's round rather than about Ray
     (the Ray path of the same apps is covered by the tests marked ``integration``)."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, fail_host: int | None = None) -> None:
         from flwr.app import Context, RecordDict
 
         self.contexts = {100 + i: Context(run_id=1, node_id=100 + i, state=RecordDict(),
                                           node_config={"partition-id": i,
-                                                       "num-partitions": cfg.num_clients},
+                                                       "num-partitions": cfg.nodes},
                                           run_config=cfg.to_flat())
-                         for i in range(cfg.num_clients)}
+                         for i in range(cfg.nodes)}
+        self.fail_host = fail_host  # this node fails every message (as a crashed actor would)
 
     def get_node_ids(self):
         return list(self.contexts)
 
     def send_and_receive(self, messages, *, timeout=None):
+        from flwr.app import Error, Message
+
         from clients.client_app import app
 
-        return [app(msg, self.contexts[msg.metadata.dst_node_id]) for msg in messages]
+        return [Message(Error(2, "the host's actor died"), reply_to=msg)
+                if msg.metadata.dst_node_id == self.fail_host
+                and msg.metadata.message_type == "query.cohort"  # mid-round, after its start
+                else app(msg, self.contexts[msg.metadata.dst_node_id]) for msg in messages]
 
 
 @pytest.fixture
 def in_process(server_identity):
-    """``run(cfg, on_round=None)``: preflight, then the ServerApp's federation on an
-    ``InProcessGrid``; returns the run summary."""
+    """``run(cfg, on_round=None, grid=None, plot=False)``: preflight, then the ServerApp's
+    federation on ``grid`` (an ``InProcessGrid`` of ``cfg.nodes`` nodes by default); returns
+    the summary."""
     from strategies.server_app import preflight, run_federation
 
-    def run(cfg, on_round=None):
-        cfg = preflight(cfg)
-        return run_federation(InProcessGrid(cfg), cfg, on_round)
+    def run(cfg, on_round=None, grid=None, plot=False):
+        # no run-end plot unless a test asks: drawing it costs more than a small run's rounds
+        cfg = preflight(cfg.replace(plot=plot))
+        return run_federation(grid or InProcessGrid(cfg), cfg, on_round)
 
     return run

@@ -1,29 +1,47 @@
-"""Scale: 1000 simulated clients with 50 training samples each, 50 sampled per round
-(fraction-train 0.05), on Flower's simulation engine; time per round and the peak resident
-memory of the driver plus every Ray process (Ray keeps one actor per CPU share, not one
-process per client)."""
+"""Scale: populations of 1,000 and 10,000 clients, 50 sampled per round, on Fashion-MNIST (IID,
+about 50 training samples a client at 1,000 and 5 at 10,000) with the small CNN.
+
+Side by side on the same clients and seeds: the cohort engine (``simulation-nodes = 0``: a few
+SuperNodes per Ray actor, each hosting a fixed share of the population), Flower's usual layout
+of one SuperNode per client (1,000 only: at 10,000 its start-up alone takes minutes), and a plain
+in-process loop over the same sampled clients (fedlite's own local round, torch on all cores,
+the weighted mean, central evaluation). Start-up is launch to the first record (the nodes are up
+and the initial model is evaluated); a round is the time between two records; peak memory is
+the summed RSS of this process and every Ray process under it."""
 
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from fedlite.arrays import load_arrays
 from fedlite.config import RunConfig
 from fedlite.data import resolve_name
+from fedlite.federation import WeightedMean, data_for, initial_model, local_round
+from fedlite.train import evaluate
+from fedlite.wire import wire_state
 from simulations.engine import Resources, simulate
 
+PER_ROUND = 50
+POPULATIONS = {False: (1000, 10000), True: (200, 2000)}  # full, quick
+PER_NODE_MAX = 1000  # Flower's one-SuperNode-per-client layout is run up to this population
 
-def config(quick: bool) -> RunConfig:
-    # Fashion-MNIST's 60 000 training images over 1000 clients: 60 each, 50 to train on.
+
+def config(population: int, quick: bool, nodes: int = 0) -> RunConfig:
+    # Fashion-MNIST's 60 000 training images over the population, a sixth of each held out
     return RunConfig.from_mapping({
-        "dataset": "auto", "partitioner": "iid", "num-clients": 1000,
-        "client-test-fraction": 1 / 6, "fraction-train": 0.05, "model": "cnn",
-        "num-rounds": 3 if quick else 10, "central-eval-size": 1000, "node-wait-timeout": 600.0,
-        "results-dir": "results/bench-runs", "run-name": "scale"})
+        "dataset": "auto", "partitioner": "iid", "num-clients": population,
+        "client-test-fraction": 1 / 6, "fraction-train": PER_ROUND / population,
+        "model": "cnn", "num-rounds": 3 if quick else 6, "central-eval-size": 1000,
+        "node-wait-timeout": 900.0, "simulation-nodes": nodes, "plot": False,
+        "results-dir": "results/bench-runs", "run-name": f"scale-{population}"})
 
 
 def _tree_rss(root: int) -> tuple[int, int]:
@@ -63,37 +81,118 @@ class PeakMemory(threading.Thread):
             self.peak, self.peak_processes = max(self.peak, rss), max(self.peak_processes, count)
 
 
-def run(quick: bool) -> dict[str, Any]:
-    cfg = config(quick)
+def engine_run(cfg: RunConfig) -> dict[str, Any]:
     marks: list[float] = []
     replies: list[int] = []
+    transport: list[int] = []
     monitor = PeakMemory()
     monitor.start()
     launch = time.perf_counter()
     try:
         simulate(cfg, Resources(num_cpus=1), on_round=lambda line: (
-            marks.append(time.perf_counter()), replies.append(line.get("replies-ok", 0))))
+            marks.append(time.perf_counter()), replies.append(line.get("replies-ok", 0)),
+            transport.append(line.get("transport-messages", 0))))
     finally:
         monitor.done.set()
         monitor.join()
     rounds = [b - a for a, b in zip(marks[:-1], marks[1:])]
-    return {"clients": cfg.num_clients, "rounds": cfg.num_rounds,
-            "dataset": resolve_name(cfg.dataset, cfg.data_dir or None),
-            "samples_per_client": 50, "clients_per_round": replies[1:],
+    return {"startup_seconds": round(marks[0] - launch, 2),
             "seconds_per_round": round(statistics.median(rounds[1:] or rounds), 3),
-            "round_seconds": [round(s, 3) for s in rounds],
-            "startup_seconds": round(marks[0] - launch, 1),
+            "round_seconds": [round(s, 3) for s in rounds], "replies": replies[1:],
+            "messages_per_round": transport[1:],
             "peak_rss_mb": round(monitor.peak / 2**20, 1),
-            "peak_processes": monitor.peak_processes,
-            "cpus": os.cpu_count(),
-            "definitions": {"seconds_per_round": "median wall time of rounds 2..R",
-                            "peak_rss_mb": "peak of the summed RSS of this process and all its "
-                                           "descendants (Ray's GCS, raylet, workers), sampled "
-                                           "every 0.5 s"},
-            "goal": {"peak_rss_mb_max": 4096}}
+            "peak_processes": monitor.peak_processes}
+
+
+def sample(rng: random.Random, population: int, fraction: float) -> list[int]:
+    """The clients Flower's FedAvg samples (``sample_nodes``: ``random.sample`` of the node
+    list, which the cohort grid gives in client order) for a round."""
+    return rng.sample(range(population), max(int(population * fraction), 1))
+
+
+def loop_run(cfg: RunConfig) -> dict[str, Any]:
+    """The same rounds without Flower: the sampled clients one after another on one model,
+    torch on all cores, the weighted mean, central evaluation."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        data = data_for(cfg)
+        model = initial_model(cfg, data)
+        global_arrays = {k: v.detach().numpy().copy() for k, v in wire_state(cfg, model).items()}
+        test_x = data.dataset.test_x[:cfg.central_eval_size]
+        test_y = data.dataset.test_y[:cfg.central_eval_size]
+        rng, rounds = random.Random(cfg.seed), []
+        for server_round in range(1, cfg.num_rounds + 1):
+            start = time.perf_counter()
+            replies, weights = [], []
+            for client in sorted(sample(rng, cfg.num_clients, cfg.fraction_train)):
+                load_arrays(model, global_arrays)
+                result = local_round(model, data.client(client), cfg, server_round, client)
+                replies.append({k: v.detach().numpy().copy()
+                                for k, v in wire_state(cfg, model).items()})
+                weights.append(result.num_examples)
+            mean = WeightedMean(weights)
+            for reply in replies:
+                mean.add(reply)
+            global_arrays = mean.result()
+            load_arrays(model, global_arrays)
+            evaluate(model, test_x, test_y)
+            rounds.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return {"loop_seconds_per_round": round(statistics.median(rounds[1:] or rounds), 3),
+            "loop_round_seconds": [round(s, 3) for s in rounds]}
+
+
+def run(quick: bool) -> dict[str, Any]:
+    populations = []
+    for population in POPULATIONS[quick]:
+        cfg = config(population, quick)
+        data = data_for(cfg)
+        entry: dict[str, Any] = {
+            "clients": population, "clients_per_round": PER_ROUND,
+            "samples_per_client": round(sum(len(data.client(c).train_y)
+                                            for c in range(0, population, population // 20))
+                                        / 20, 1)}
+        entry |= loop_run(cfg)
+        cohort = engine_run(cfg)
+        entry |= {"startup_seconds": cohort.pop("startup_seconds"),
+                  "seconds_per_round": cohort.pop("seconds_per_round"),
+                  "peak_rss_mb": cohort.pop("peak_rss_mb"), "cohort": cohort}
+        if population <= PER_NODE_MAX:
+            per_node = engine_run(config(population, quick, nodes=population))
+            entry |= {"per_node_seconds_per_round": per_node["seconds_per_round"],
+                      "per_node_startup_seconds": per_node["startup_seconds"],
+                      "per_node": per_node}
+        entry["round_ratio"] = round(entry["seconds_per_round"] / entry["loop_seconds_per_round"],
+                                     3)
+        populations.append(entry)
+    goals = {"round_ratio_max": 1.15, "startup_seconds_max_at_10000": 20.0,
+             "peak_rss_mb_max": 4096}
+    largest = populations[-1]
+    return {"dataset": resolve_name(config(1000, quick).dataset, None), "cpus": os.cpu_count(),
+            "rounds": config(1000, quick).num_rounds, "populations": populations,
+            "goals": goals,
+            "goals_met": {"round_ratio": all(p["round_ratio"] <= 1.15 for p in populations),
+                          "startup": largest["startup_seconds"] <= 20.0,
+                          "peak_rss": all(p["peak_rss_mb"] <= 4096 for p in populations)},
+            "definitions": {
+                "seconds_per_round": "cohort engine: median wall time of rounds 2..R",
+                "loop_seconds_per_round": "plain in-process loop over the same sampled clients "
+                                          "(torch on all cores): median of rounds 2..R",
+                "startup_seconds": "launch to the first record (nodes up, initial evaluation)",
+                "peak_rss_mb": "peak summed RSS of this process and its descendants (Ray's "
+                               "GCS, raylet, workers), sampled every 0.5 s"}}
 
 
 def summary_line(record: dict[str, Any]) -> str:
-    return (f"{record['clients']} clients, {record['rounds']} rounds: "
-            f"{record['seconds_per_round']:.2f} s/round, peak RSS {record['peak_rss_mb']:.0f} MB "
-            f"over {record['peak_processes']} processes (goal <= 4096 MB)")
+    parts = []
+    for p in record["populations"]:
+        text = (f"{p['clients']}: {p['seconds_per_round']:.2f} s/round vs loop "
+                f"{p['loop_seconds_per_round']:.2f} ({p['round_ratio']:.2f}x), start-up "
+                f"{p['startup_seconds']:.1f} s, {p['peak_rss_mb']:.0f} MB")
+        if "per_node_seconds_per_round" in p:
+            text += f"; one node per client {p['per_node_seconds_per_round']:.2f} s/round"
+        parts.append(text)
+    met = record["goals_met"]
+    return "; ".join(parts) + f" (goals met {sum(met.values())}/{len(met)})"

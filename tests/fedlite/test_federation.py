@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from fedlite.config import RunConfig
-from fedlite.federation import (data_for, derive_seed, initial_model, load_arrays,
-                                run_sequential_fedavg, state_arrays)
+from fedlite.arrays import load_arrays, state_arrays
+from fedlite.federation import data_for, initial_model, run_sequential_fedavg
+from fedlite.seeding import derive_seed
 from fedlite.models import build_model
 from fedlite.train import evaluate
 

@@ -11,6 +11,8 @@ from fedlite.federation import run_sequential_fedavg
 from fedlite.records import load_checkpoint
 from simulations.engine import Resources, simulate
 
+pytestmark = pytest.mark.integration  # Flower's simulation runtime on Ray
+
 
 @pytest.fixture(scope="module")
 def digits_config(tmp_path_factory) -> RunConfig:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from fedlite.config import RunConfig
 from simulations.engine import Resources, simulate
+
+pytestmark = pytest.mark.integration  # Flower's simulation runtime on Ray
 
 
 def test_pfedpara_run_records_saving_and_client_accuracy(tmp_path):

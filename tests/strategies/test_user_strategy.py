@@ -7,11 +7,15 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fedlite.config import RunConfig
-from fedlite.federation import data_for, initial_model, state_arrays
+from fedlite.arrays import state_arrays
+from fedlite.federation import data_for, initial_model
 from fedlite.records import load_checkpoint
 from simulations.engine import Resources, simulate
+
+pytestmark = pytest.mark.integration  # Flower's simulation runtime on Ray
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -8,7 +8,8 @@ import torch
 
 from fedlite.config import ConfigError, RunConfig
 from fedlite.data import ClientData
-from fedlite.federation import data_for, initial_model, local_round, state_arrays
+from fedlite.arrays import state_arrays
+from fedlite.federation import data_for, initial_model, local_round
 
 BASE = {"dataset": "digits", "model": "mlp", "fedpara.mode": "pfedpara", "fedpara.gamma": 0.5,
         "lr": 0.02, "momentum": 0.0}

@@ -1,0 +1,70 @@
+"""The host side of a cohort message: train (or evaluate) each client a node hosts, one after
+another, on the one model and dataset this worker process keeps, through the ClientApp itself.
+
+Each client's message is rebuilt as it would arrive on its own SuperNode (its records, the
+packed ArrayRecords, its message type) and handed to the ClientApp with a Context of its own
+(its partition id; its state from the packed message, or the node's own ``context.state`` for
+a cohort of one), so the handlers and mods run exactly as in a deployment
+(``strategies.cohort`` packs and unpacks).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flwr.app import ConfigRecord, Context, Message, Metadata, RecordDict
+
+COHORT_TYPE = "query.cohort"
+ERROR_CODE = 1  # a client's handler raised: reported as Flower reports ClientApp exceptions
+
+log = logging.getLogger("flwr")
+
+
+def run_cohort(app, msg: Message, context: Context) -> Message:
+    spec = msg.content.config_records["cohort"]
+    carry = bool(spec["carry-state"])
+    out = RecordDict()
+    for client in spec["clients"]:
+        refs = msg.content.config_records[f"refs.{client}"]
+        prefix = f"in.{client}."
+        content = RecordDict({k[len(prefix):]: v for k, v in msg.content.items()
+                              if k.startswith(prefix)})
+        for name, index in refs.items():
+            content[name] = msg.content[f"arrays.{index}"]
+        if carry:
+            prefix = f"state.{client}."
+            state = RecordDict({k[len(prefix):]: v for k, v in msg.content.items()
+                                if k.startswith(prefix)})
+        else:
+            state = context.state  # a cohort of one: the node's own client keeps its state here
+        client_context = Context(run_id=context.run_id, node_id=context.node_id,
+                                 node_config={**context.node_config, "partition-id": client,
+                                              "num-partitions": int(spec["num-clients"])},
+                                 state=state, run_config=context.run_config)
+        try:
+            reply = app(_client_message(msg, content, str(spec["message-type"])), client_context)
+        except Exception as err:  # one client failing does not fail the others of its host
+            log.exception("fedlite: client %d failed", client)
+            out[f"error.{client}"] = ConfigRecord({"code": ERROR_CODE,
+                                                   "reason": f"{type(err).__name__}: {err}"})
+            continue
+        if reply.has_error():
+            out[f"error.{client}"] = ConfigRecord({"code": int(reply.error.code),
+                                                   "reason": str(reply.error.reason)})
+        else:
+            for name, record in reply.content.items():
+                out[f"reply.{client}.{name}"] = record
+        if carry:
+            for name, record in client_context.state.items():
+                out[f"state.{client}.{name}"] = record
+    return Message(out, reply_to=msg)
+
+
+def _client_message(outer: Message, content: RecordDict, message_type: str) -> Message:
+    """The client's own message: the packed message's metadata with the client's type."""
+    meta = outer.metadata
+    return Message(content=content, metadata=Metadata(
+        run_id=meta.run_id, message_id=meta.message_id, src_node_id=meta.src_node_id,
+        dst_node_id=meta.dst_node_id, reply_to_message_id="", group_id=meta.group_id,
+        created_at=meta.created_at, ttl=meta.ttl, message_type=message_type,
+        src_task_id=meta.src_task_id, dst_task_id=meta.dst_task_id))
