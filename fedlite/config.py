@@ -113,6 +113,8 @@ class RunConfig:
     # methods
     methods: str = setting("", "your own methods to attach: module:Class or /path/file.py:Class "
                                "of fedlite.methods.Method subclasses, comma-separated")
+    methods_config: str = setting("{}", "your methods' keys as one JSON object: Flower's run "
+                                        "config takes only pyproject's keys (fedlite fills it)")
     sections: Sections = dataclasses.field(default_factory=default_sections)
 
     def __post_init__(self) -> None:
@@ -194,6 +196,8 @@ class RunConfig:
                 table.load(str(values["methods"]))
             except (ValueError, FileNotFoundError) as err:
                 raise ConfigError(f"run config `methods`: {err}") from None
+        values = {**values, **_unpacked(values.get("methods-config", "{}")),
+                  "methods-config": "{}"}
         known = {key.name: (section, key) for section, key in all_keys()}
         core: dict[str, Any] = {}
         nested: dict[str, dict[str, Any]] = {}
@@ -218,6 +222,17 @@ class RunConfig:
             flat[key.name] = getattr(owner, key.attribute)
         return flat
 
+    def to_flower(self) -> dict[str, Any]:
+        """``to_flat`` for Flower's run config, which refuses keys that pyproject does not
+        declare: the keys of user methods travel packed in ``methods-config``."""
+        flat, packed = {}, {}
+        for section, key in all_keys():
+            owner = self if section is None else self.section(section)
+            own = section is None or table.is_builtin(section)
+            (flat if own else packed)[key.name] = getattr(owner, key.attribute)
+        flat["methods-config"] = json.dumps(packed)
+        return flat
+
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with core fields and/or whole sections (by section name) replaced."""
         sections = self.sections
@@ -228,6 +243,17 @@ class RunConfig:
     def with_keys(self, changes: Mapping[str, Any]) -> RunConfig:
         """A copy with flat run-config keys changed, validated like any run config."""
         return RunConfig.from_mapping({**self.to_flat(), **changes})
+
+
+def _unpacked(text: Any) -> dict[str, Any]:
+    try:
+        packed = json.loads(str(text))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"run config `methods-config`: not a JSON object ({err})") from None
+    if not isinstance(packed, dict):
+        raise ConfigError("run config `methods-config`: expected a JSON object of your "
+                          "methods' keys, such as {\"toy.scale\": 0.1}")
+    return packed
 
 
 def all_keys() -> Iterator[tuple[str | None, Key]]:

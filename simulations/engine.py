@@ -128,7 +128,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
     try:
         run_in_process(num_supernodes=cfg.nodes, client_app=client_app,
-                       server_app=server_app, run_config=cfg.to_flat(),
+                       server_app=server_app, run_config=cfg.to_flower(),
                        backend_config=backend_config, app_dir=str(PROJECT_ROOT),
                        verbose=verbose)
     except KeyboardInterrupt:

@@ -49,7 +49,7 @@ class InProcessGrid:
         self.contexts = {100 + i: Context(run_id=1, node_id=100 + i, state=RecordDict(),
                                           node_config={"partition-id": i,
                                                        "num-partitions": cfg.nodes},
-                                          run_config=cfg.to_flat())
+                                          run_config=cfg.to_flower())
                          for i in range(cfg.nodes)}
         self.fail_host = fail_host  # this node fails every message (as a crashed actor would)
 

@@ -89,6 +89,12 @@ def load(paths: str) -> None:
         _loaded.add(path)
 
 
+def is_builtin(section: str) -> bool:
+    """Whether ``section`` belongs to one of fedlite's own methods (its keys are in
+    pyproject's defaults), not to a method a run loaded with ``methods``."""
+    return any(name == section for name, _, _ in BUILTIN)
+
+
 def sections() -> Iterator[tuple[str, type]]:
     """(section name, settings class) of every method that has settings, in table order."""
     for entry in ENTRIES:

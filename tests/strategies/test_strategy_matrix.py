@@ -1,6 +1,7 @@
-"""Every strategy Flower 1.41 ships for model training, end to end: through the simulation
-engine on dense payloads, in process on FedPara's and pFedPara's, each with the keyword
-arguments it needs (listed here once; README.md's strategy table lists the same)."""
+"""Every strategy Flower 1.41 ships for model training, end to end: each trains through the
+real ServerApp and ClientApp in process, on dense, FedPara and pFedPara payloads, and one of
+each family also through the simulation engine on Ray; each with the keyword arguments it
+needs (listed here once; README.md's strategy table lists the same)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ MATRIX = {  # strategy -> the kwargs it needs (4 clients; fedlite supplies the s
     "DifferentialPrivacyClientSideAdaptiveClipping": {**DP, "initial_clipping_norm": 10.0,
                                                       "strategy": INNER},
 }
+# one of each family on Ray: adaptive server optimiser (float64 arrays), robust (individual
+# updates through the cohorts), client-side clipping (a mod on the Ray workers), fairness
+ON_RAY = ["FedAdam", "Bulyan", "DifferentialPrivacyClientSideAdaptiveClipping", "QFedAvg"]
 BASE = {"dataset": "digits", "num-clients": 4, "partitioner": "iid", "num-rounds": 3}
 
 
@@ -63,9 +67,14 @@ def assert_trained(lines: list[dict]) -> None:
     assert trained[-1]["accuracy"] > trained[0]["accuracy"], [line["accuracy"] for line in trained]
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("name", list(MATRIX))
-def test_every_flower_strategy_trains_through_the_simulation_engine(name, tmp_path):
+def test_every_flower_strategy_trains(name, tmp_path, in_process):
+    assert_trained(recorded(in_process(config(name, tmp_path))))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ON_RAY)
+def test_each_family_trains_through_the_simulation_engine(name, tmp_path):
     lines: list[dict] = []
     simulate(config(name, tmp_path), Resources(num_cpus=1), on_round=lines.append)
     assert_trained(lines)

@@ -96,6 +96,20 @@ def test_its_keys_are_validated_like_any_key(toy, tmp_path):
     assert config(toy, tmp_path).to_flat()["toy.scale"] == 0.0
 
 
+def test_its_keys_travel_packed_through_flowers_run_config(toy, tmp_path):
+    # Flower's run config takes only the keys pyproject declares; the toy's go in one of them
+    import tomllib
+
+    declared = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    cfg = config(toy, tmp_path, **{"toy.scale": 0.25})
+    flower = cfg.to_flower()
+    assert set(flower) <= set(declared["tool"]["flwr"]["app"]["config"])
+    assert json.loads(flower["methods-config"]) == {"toy.scale": 0.25}
+    assert RunConfig.from_mapping(flower) == cfg
+    with pytest.raises(ConfigError, match="`methods-config`: expected a JSON object"):
+        RunConfig.from_mapping({**flower, "methods-config": "[1]"})
+
+
 def test_its_preflight_check_runs_before_any_round(toy, tmp_path, in_process):
     with pytest.raises(ConfigError, match="needs at least two clients"):
         in_process(config(toy, tmp_path, **{"toy.scale": 0.1, "num-clients": 1}))
