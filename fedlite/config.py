@@ -19,9 +19,11 @@ from fedlite.attack import AttackConfig
 from fedlite.hadamard.settings import FedParaConfig
 from fedlite.train.fsp.settings import FspConfig
 
-DATASETS = ("auto", "digits", "fashion-mnist", "mnist")
-PARTITIONERS = ("iid", "dirichlet", "pathological")
+DATASETS = ("auto", "digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "shakespeare")
+HF_PREFIX = "hf:"  # hf:<name>: any Hugging Face image-classification dataset
+PARTITIONERS = ("iid", "dirichlet", "pathological", "natural")
 DEVICES = ("auto", "cpu", "cuda")
+TRACKING = ("none", "tensorboard")
 
 
 class ConfigError(ValueError):
@@ -87,6 +89,12 @@ class RunConfig:
     # data
     dataset: str = "auto"
     data_dir: str = ""
+    # dataset = "hf:<name>": the columns of its images and labels, the split the clients
+    # share and the split of the central test set
+    hf_image_column: str = "image"
+    hf_label_column: str = "label"
+    hf_train_split: str = "train"
+    hf_test_split: str = "test"
     partitioner: str = "dirichlet"
     dirichlet_alpha: float = 0.5
     classes_per_client: int = 2
@@ -114,13 +122,22 @@ class RunConfig:
     # records
     results_dir: str = "results"
     run_name: str = "run"
+    tracking: str = "none"  # tensorboard: every round's scalars also go to results/<run-id>/tb/
     resume_from: str = ""  # a killed run's results/<run-id>.partial: continue after its checkpoint
 
     def __post_init__(self) -> None:
         _require(self.num_rounds >= 1, "num-rounds", "must be a positive integer")
         _require(self.seed >= 0, "seed", "must be a non-negative integer")
         _require(self.num_clients >= 1, "num-clients", "must be a positive integer")
-        _require(self.dataset in DATASETS, "dataset", f"choose one of {', '.join(DATASETS)}")
+        _require(self.dataset in DATASETS or self.dataset.startswith(HF_PREFIX), "dataset",
+                 f"choose one of {', '.join(DATASETS)}, or hf:<name> for a Hugging Face dataset")
+        for key in ("hf-image-column", "hf-label-column", "hf-train-split", "hf-test-split"):
+            _require(bool(getattr(self, key.replace("-", "_")).strip()), key,
+                     "must name a column or split of the Hugging Face dataset")
+        _require(self.tracking in TRACKING, "tracking", f"choose one of {', '.join(TRACKING)}")
+        _require(self.tracking != "tensorboard" or _installed("tensorboard"), "tracking",
+                 "tensorboard is not installed: pip install 'fedlite[tensorboard]' "
+                 "(or set tracking=none)")
         _require(self.partitioner in PARTITIONERS, "partitioner",
                  f"choose one of {', '.join(PARTITIONERS)}")
         _require(self.dirichlet_alpha > 0, "dirichlet-alpha",
@@ -198,6 +215,12 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
 
 
 def _walk(cls: type, prefix: str = "", path: tuple[str, ...] = ()):

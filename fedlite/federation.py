@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fedlite.config import RunConfig
-from fedlite.data import ClientData, FederatedData, federated_data
+from fedlite.data import ClientData, FederatedData, HFColumns, federated_data
 from fedlite.hadamard.convert import ConversionReport
 from fedlite.hadamard.settings import apply as apply_fedpara, local_factor_sgd
 from fedlite.models import build_model
@@ -33,7 +33,9 @@ def data_for(cfg: RunConfig) -> FederatedData:
     return federated_data(cfg.dataset, cfg.num_clients, cfg.partitioner, alpha=cfg.dirichlet_alpha,
                           classes_per_client=cfg.classes_per_client,
                           test_fraction=cfg.client_test_fraction, seed=cfg.seed,
-                          data_dir=cfg.data_dir, train_size=cfg.client_train_size)
+                          data_dir=cfg.data_dir, train_size=cfg.client_train_size,
+                          hf=HFColumns(cfg.hf_image_column, cfg.hf_label_column,
+                                       cfg.hf_train_split, cfg.hf_test_split))
 
 
 def initial_model(cfg: RunConfig, data: FederatedData) -> nn.Module:

@@ -19,15 +19,21 @@ KEY_HELP = {
     "central-eval": "evaluate the global model on the test set after every round",
     "central-eval-size": "first N test samples for central evaluation; 0 = all",
     # data
-    "dataset": "auto (Fashion-MNIST, else digits), digits, fashion-mnist or mnist",
-    "data-dir": "a directory holding the IDX files; '' = the usual search path",
-    "partitioner": "iid, dirichlet (label skew) or pathological (k classes per client)",
+    "dataset": "auto (Fashion-MNIST, else digits), digits, fashion-mnist, mnist, cifar10, "
+               "cifar100, shakespeare or hf:<name> (a Hugging Face dataset)",
+    "data-dir": "a directory holding the dataset's files; '' = the usual search path",
+    "hf-image-column": "hf:<name> datasets: the column holding the images",
+    "hf-label-column": "hf:<name> datasets: the column holding the class labels",
+    "hf-train-split": "hf:<name> datasets: the split the clients share",
+    "hf-test-split": "hf:<name> datasets: the split of the central test set",
+    "partitioner": "iid, dirichlet (label skew), pathological (k classes per client) or "
+                   "natural (shakespeare: one client per play and role)",
     "dirichlet-alpha": "Dirichlet concentration; smaller is more skewed",
     "classes-per-client": "classes each client holds with the pathological partitioner",
     "client-test-fraction": "share of each client's data held out as its own test split",
     "client-train-size": "cap on each client's training split; 0 = all of it",
     # model and local training
-    "model": "cnn, mlp, vgg-small, vgg16, resnet8/14/20/26 or continual-cnn",
+    "model": "cnn, mlp, vgg-small, vgg16, resnet8/14/20/26, continual-cnn or lstm (shakespeare)",
     "local-epochs": "local epochs per round",
     "batch-size": "mini-batch size",
     "lr": "SGD learning rate in round 1",
@@ -89,6 +95,7 @@ KEY_HELP = {
     # records
     "results-dir": "where results/<run-id>/ goes",
     "run-name": "prefix of the run id",
+    "tracking": "none or tensorboard (scalars to results/<run-id>/tb/)",
     "resume-from": "a killed run's <run-id>.partial directory to continue",
 }
 

@@ -14,6 +14,7 @@ from fedlite.hadamard.layers import (FactorizedLayer, HadamardConv2d, HadamardLi
                                      LowRankConv2d, LowRankLinear, PersonalHadamardConv2d,
                                      PersonalHadamardLinear)
 from fedlite.hadamard.ranks import check_gamma, check_mode, check_rank, rank_for_gamma
+from fedlite.hadamard.recurrent import gate_maps, non_gate_linears
 
 LAYERS: dict[str, dict[type[nn.Module], type[FactorizedLayer]]] = {
     "fedpara": {nn.Linear: HadamardLinear, nn.Conv2d: HadamardConv2d},
@@ -70,11 +71,15 @@ class ConversionReport:
 
 
 def default_exclude(model: nn.Module) -> tuple[str, ...]:
-    """Names of the ``nn.Linear`` layers after the model's last ``nn.Conv2d``: its dense head.
+    """Names of the layers a conversion keeps dense by default: a conv net's head, the
+    ``nn.Linear`` layers after its last ``nn.Conv2d``.
 
-    The paper keeps VGG16's classifier (512-512-C) dense and factorises every conv. A model
-    without convolutions (the pFedPara MLP) gets ``()``: all its layers are factorised.
+    The paper keeps VGG16's classifier (512-512-C) dense and factorises every conv. An LSTM
+    keeps every Linear but its gate maps (``recurrent.gate_maps``): its output layer. A model
+    without either (the pFedPara MLP) gets ``()``: all its layers are factorised.
     """
+    if gate_maps(model):
+        return non_gate_linears(model)
     modules = list(model.named_modules())
     last_conv = max((i for i, (_, m) in enumerate(modules) if type(m) is nn.Conv2d), default=None)
     if last_conv is None:
