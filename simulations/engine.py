@@ -94,7 +94,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
                       run_config=cfg.to_flat())
     backend_config = {"client_resources": {"num_cpus": resources.num_cpus,
                                            "num_gpus": resources.num_gpus},
-                      "init_args": {"include_dashboard": False,
+                      "init_args": {"address": ray_address(), "include_dashboard": False,
                                     "logging_level": logging.DEBUG if verbose else logging.ERROR,
                                     "log_to_driver": verbose}}
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -118,6 +118,16 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
         raise RuntimeError("the simulation ended without completing the run; rerun with "
                            "--verbose to see Flower's and Ray's logs")
     return summaries[0]
+
+
+def ray_address() -> str:
+    """A Ray instance of the run's own, unless ``RAY_ADDRESS`` names a cluster to join.
+
+    Left to itself, ``ray.init()`` joins the cluster that ``/tmp/ray/ray_current_cluster``
+    last recorded (any ``ray start`` on the machine), and waits forever when that cluster has
+    since died; ``"local"`` always starts a fresh instance.
+    """
+    return os.environ.get("RAY_ADDRESS") or "local"
 
 
 def _random_id() -> int:

@@ -28,3 +28,12 @@ def test_resources_no_actor_could_get_are_refused_before_ray_starts(resources, k
 def test_resources_that_fit_pass():
     Resources(num_cpus=1, num_gpus=0.25).check_fits(cpus=2, gpus=1)
     Resources(num_cpus=2).check_fits(cpus=2, gpus=0)
+
+
+def test_ray_starts_its_own_instance_unless_ray_address_says_otherwise(monkeypatch):
+    from simulations.engine import ray_address
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert ray_address() == "local"  # never whatever /tmp/ray/ray_current_cluster recorded
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert ray_address() == "10.0.0.5:6379"
