@@ -19,9 +19,11 @@ from fedlite.errors import ConfigError, require
 from fedlite.fields import Key, coerce, keys_of, setting
 from fedlite.methods import table
 
-DATASETS = ("auto", "digits", "fashion-mnist", "mnist")
-PARTITIONERS = ("iid", "dirichlet", "pathological")
+DATASETS = ("auto", "digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "shakespeare")
+HF_PREFIX = "hf:"  # hf:<name>: any Hugging Face image-classification dataset
+PARTITIONERS = ("iid", "dirichlet", "pathological", "natural")
 DEVICES = ("auto", "cpu", "cuda")
+TRACKING = ("none", "tensorboard")
 
 __all__ = ["ConfigError", "RunConfig", "Sections"]
 
@@ -81,11 +83,18 @@ class RunConfig:
                                        "round")
     central_eval_size: int = setting(0, "first N test samples for central evaluation; 0 = all")
     # data
-    dataset: str = setting("auto", "auto (Fashion-MNIST, else digits), digits, fashion-mnist "
-                                   "or mnist")
-    data_dir: str = setting("", "a directory holding the IDX files; '' = the usual search path")
-    partitioner: str = setting("dirichlet", "iid, dirichlet (label skew) or pathological (k "
-                                            "classes per client)")
+    dataset: str = setting("auto", "auto (Fashion-MNIST, else digits), digits, fashion-mnist, "
+                                   "mnist, cifar10, cifar100, shakespeare, or hf:<name> (any "
+                                   "Hugging Face image-classification dataset)")
+    data_dir: str = setting("", "a directory holding the dataset's files; '' = the usual search "
+                                "path")
+    hf_image_column: str = setting("image", "dataset = hf:<name>: the column of its images")
+    hf_label_column: str = setting("label", "dataset = hf:<name>: the column of its labels")
+    hf_train_split: str = setting("train", "dataset = hf:<name>: the split the clients share")
+    hf_test_split: str = setting("test", "dataset = hf:<name>: the split of the central test set")
+    partitioner: str = setting("dirichlet", "iid, dirichlet (label skew), pathological (k "
+                                            "classes per client) or natural (the dataset's own "
+                                            "writers or speakers)")
     dirichlet_alpha: float = setting(0.5, "Dirichlet concentration; smaller is more skewed")
     classes_per_client: int = setting(2, "classes each client holds with the pathological "
                                          "partitioner")
@@ -93,7 +102,8 @@ class RunConfig:
                                                "test split")
     client_train_size: int = setting(0, "cap on each client's training split; 0 = all of it")
     # model and local training
-    model: str = setting("cnn", "cnn, mlp, vgg-small, vgg16, resnet8/14/20/26 or continual-cnn")
+    model: str = setting("cnn", "cnn, mlp, vgg-small, vgg16, resnet8/14/20/26, continual-cnn or "
+                                "lstm (shakespeare)")
     local_epochs: int = setting(1, "local epochs per round")
     batch_size: int = setting(32, "mini-batch size")
     lr: float = setting(0.05, "SGD learning rate in round 1")
@@ -107,6 +117,8 @@ class RunConfig:
     # records
     results_dir: str = setting("results", "where results/<run-id>/ goes")
     run_name: str = setting("run", "prefix of the run id")
+    tracking: str = setting("none", "none, or tensorboard: every round's scalars also go to "
+                                    "results/<run-id>/tb/")
     resume_from: str = setting("", "a killed run's <run-id>.partial directory to continue")
     plot: bool = setting(True, "draw accuracy.png when the run completes (fedlite plot draws it "
                                "later)")
@@ -123,7 +135,15 @@ class RunConfig:
         require(self.num_clients >= 1, "num-clients", "must be a positive integer")
         require(0 <= self.simulation_nodes <= self.num_clients, "simulation-nodes",
                 f"must be in [0, num-clients={self.num_clients}] (0: one SuperNode per client)")
-        require(self.dataset in DATASETS, "dataset", f"choose one of {', '.join(DATASETS)}")
+        require(self.dataset in DATASETS or self.dataset.startswith(HF_PREFIX), "dataset",
+                f"choose one of {', '.join(DATASETS)}, or hf:<name> for a Hugging Face dataset")
+        for key in ("hf-image-column", "hf-label-column", "hf-train-split", "hf-test-split"):
+            require(bool(getattr(self, key.replace("-", "_")).strip()), key,
+                    "must name a column or split of the Hugging Face dataset")
+        require(self.tracking in TRACKING, "tracking", f"choose one of {', '.join(TRACKING)}")
+        require(self.tracking != "tensorboard" or _installed("tensorboard"), "tracking",
+                "tensorboard is not installed: pip install 'fedlite[tensorboard]' "
+                "(or set tracking=none)")
         require(self.partitioner in PARTITIONERS, "partitioner",
                 f"choose one of {', '.join(PARTITIONERS)}")
         require(self.dirichlet_alpha > 0, "dirichlet-alpha",
@@ -254,6 +274,12 @@ def _unpacked(text: Any) -> dict[str, Any]:
         raise ConfigError("run config `methods-config`: expected a JSON object of your "
                           "methods' keys, such as {\"toy.scale\": 0.1}")
     return packed
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
 
 
 def all_keys() -> Iterator[tuple[str | None, Key]]:

@@ -19,7 +19,7 @@ from torch import nn
 
 from fedlite.arrays import load_arrays, state_arrays
 from fedlite.config import RunConfig
-from fedlite.data import ClientData, FederatedData, federated_data
+from fedlite.data import ClientData, FederatedData, HFColumns, federated_data
 from fedlite.methods import ClientRound, RunSetup, table
 from fedlite.models import build_model
 from fedlite.seeding import derive_seed
@@ -31,7 +31,9 @@ def data_for(cfg: RunConfig) -> FederatedData:
     return federated_data(cfg.dataset, cfg.num_clients, cfg.partitioner, alpha=cfg.dirichlet_alpha,
                           classes_per_client=cfg.classes_per_client,
                           test_fraction=cfg.client_test_fraction, seed=cfg.seed,
-                          data_dir=cfg.data_dir, train_size=cfg.client_train_size)
+                          data_dir=cfg.data_dir, train_size=cfg.client_train_size,
+                          hf=HFColumns(cfg.hf_image_column, cfg.hf_label_column,
+                                       cfg.hf_train_split, cfg.hf_test_split))
 
 
 def initial_model(cfg: RunConfig, data: FederatedData) -> nn.Module:

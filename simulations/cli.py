@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_chain_parser(sub)
 
-    download = sub.add_parser("download", help="download IDX files (needs internet)")
-    download.add_argument("dataset", choices=["fashion-mnist", "mnist"])
+    from fedlite.data.sources import DOWNLOADS
+
+    download = sub.add_parser("download", help="download a dataset's files (needs internet)")
+    download.add_argument("dataset", choices=DOWNLOADS)
     download.add_argument("--dest", help="directory (default: ~/.cache/fedlite/DATASET)")
     download.set_defaults(handler=_download)
     return parser

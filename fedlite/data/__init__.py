@@ -7,11 +7,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from fedlite.data.partition import partition_indices, split_train_test
-from fedlite.data.sources import Dataset, download, find_idx_dir, load_dataset, read_idx, resolve_name
+from fedlite.data.dataset import Dataset
+from fedlite.data.hf import HFColumns, hf_federated, is_hf
+from fedlite.data.partition import partition_indices, split_tail, split_train_test
+from fedlite.data.sources import download, find_idx_dir, load_dataset, read_idx, resolve_name
 
-__all__ = ["ClientData", "Dataset", "FederatedData", "download", "federated_data", "find_idx_dir",
-           "load_dataset", "partition_indices", "read_idx", "resolve_name", "split_train_test"]
+__all__ = ["ClientData", "Dataset", "FederatedData", "HFColumns", "download", "federated_data",
+           "find_idx_dir", "load_dataset", "partition_indices", "read_idx", "resolve_name",
+           "split_tail", "split_train_test"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,8 @@ class FederatedData:
         if not 0 <= client_id < self.num_clients:
             raise ValueError(f"partition-id {client_id} is outside 0..{self.num_clients - 1}: "
                              "num-clients in the run config must match the number of nodes")
-        train, test = split_train_test(self.partitions[client_id], self.test_fraction,
-                                       self.seed, client_id)
+        split = split_tail if self.dataset.ordered else split_train_test
+        train, test = split(self.partitions[client_id], self.test_fraction, self.seed, client_id)
         if 0 < self.train_size < len(train):  # smaller benchmarks, same label skew
             rng = np.random.default_rng([self.seed, client_id, 11])
             train = np.sort(rng.choice(train, self.train_size, replace=False))
@@ -52,9 +55,19 @@ class FederatedData:
 @lru_cache(maxsize=4)
 def federated_data(dataset: str, num_clients: int, partitioner: str, *, alpha: float = 0.5,
                    classes_per_client: int = 2, test_fraction: float = 0.2, seed: int = 0,
-                   data_dir: str = "", train_size: int = 0) -> FederatedData:
-    """Load and partition once per process (Ray workers reuse it across messages)."""
-    data = load_dataset(dataset, data_dir or None)
-    parts = partition_indices(data.train_y, num_clients, partitioner, alpha=alpha,
-                              classes_per_client=classes_per_client, seed=seed)
+                   data_dir: str = "", train_size: int = 0,
+                   hf: HFColumns = HFColumns()) -> FederatedData:
+    """Load and partition once per process (Ray workers reuse it across messages).
+
+    ``hf`` names the columns and splits of a Hugging Face dataset (``hf:<name>``), which
+    flwr-datasets loads and partitions together.
+    """
+    if is_hf(dataset):
+        data, parts = hf_federated(dataset, hf, data_dir, num_clients, partitioner, alpha=alpha,
+                                   classes_per_client=classes_per_client, seed=seed)
+    else:
+        data = load_dataset(dataset, data_dir or None)
+        parts = partition_indices(data.train_y, num_clients, partitioner, alpha=alpha,
+                                  classes_per_client=classes_per_client, seed=seed,
+                                  owners=data.owners)
     return FederatedData(data, tuple(parts), test_fraction, seed, train_size)

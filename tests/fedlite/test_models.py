@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedlite.models import MODELS, ResNet, build_model
+from fedlite.models import MODELS, SEQUENCE_MODELS, ResNet, build_model
 
 torch.set_num_threads(1)
 
 SHAPES = {"mnist": (1, 28, 28), "digits": (1, 8, 8), "cifar": (3, 32, 32)}
-# vgg16 has 15M parameters: built once, on the input it was designed for.
-CASES = [(name, shape) for name in MODELS if name != "vgg16" for shape in SHAPES] + \
-    [("vgg16", "cifar")]
+# vgg16 has 15M parameters: built once, on the input it was designed for. The sequence
+# models (lstm) have their own tests (test_lstm.py).
+CASES = [(name, shape) for name in MODELS if name not in ("vgg16", *SEQUENCE_MODELS)
+         for shape in SHAPES] + [("vgg16", "cifar")]
 
 
 @pytest.mark.parametrize(("name", "shape"), CASES)

@@ -95,6 +95,21 @@ def test_mnist_files_missing(run_fails):
     assert "fedlite download mnist" in err and "data-dir" in err
 
 
+def test_image_model_on_shakespeare(run_fails, tiny_sdist):
+    err = run_fails("dataset=shakespeare", f"data-dir={tiny_sdist}", "partitioner=natural",
+                    "num-clients=4", "model=cnn")
+    assert "model cnn reads images" in err and "set `model` to lstm" in err
+
+
+def test_hugging_face_column_missing(run_fails, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    split = Dataset.from_dict({"img": [[[0, 1], [2, 3]]] * 8, "label": [0, 1] * 4})
+    DatasetDict({"train": split, "test": split}).save_to_disk(str(tmp_path / "hf"))
+    err = run_fails("dataset=hf:me/tiny", f"data-dir={tmp_path / 'hf'}", "num-clients=2")
+    assert "run config `hf-image-column`" in err and "'image'" in err and "img" in err
+
+
 def test_unknown_scenario(run_fails):
     err = run_fails(scenario="no-such-scenario")
     assert "no scenario 'no-such-scenario'" in err and "default" in err and "fedlite list" in err

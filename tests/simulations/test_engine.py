@@ -28,3 +28,11 @@ def test_resources_no_actor_could_get_are_refused_before_ray_starts(resources, k
 def test_resources_that_fit_pass():
     Resources(num_cpus=1, num_gpus=0.25).check_fits(cpus=2, gpus=1)
     Resources(num_cpus=2).check_fits(cpus=2, gpus=0)
+
+
+def test_ray_starts_its_own_instance_unless_an_address_says_otherwise(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert Resources().cluster == ""  # the engine then passes "local", never a stale cluster
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert Resources().cluster == "10.0.0.5:6379"
+    assert Resources(ray_address="127.0.0.1:6380").cluster == "127.0.0.1:6380"  # key wins

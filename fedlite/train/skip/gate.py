@@ -1,16 +1,18 @@
 """``SkipGate``: the patent's modules put together as a batch gate for THE training loop.
 
 Per incoming mini-batch: selection forward (computation) -> confidences into the period's
-histogram (CF accumulation) -> keep the samples with confidence <= tau, queue them into full
-batches, and hand those to the loop, whose forward + backward + optimizer step are the
-approximate gradient and the weight update. While tau >= 1 nothing can be skipped, so the
-confidences come from the training forward instead of a selection forward; with
-``selection_every > 1`` most epochs reuse remembered confidences (``memory``). In the run's
-first ``warmup_rounds`` rounds nothing is skipped either, while the histogram accumulates: the
-first threshold then comes from a model that has stopped changing fast. A batch where
-every sample is skipped yields nothing (no step) and is counted. At the end of each period
-(an epoch or the round) tau is re-chosen from the histogram (linear interpolation + threshold
-decision).
+histogram (CF accumulation) -> the samples with confidence above tau are candidates to skip,
+and the in-period guard (``guard``) skips them only while the period's measured dropped share
+stays within the error bound -> the kept samples go to the loop in the run's batch form
+(``batching``: refilled into full batches, or each mini-batch shrunk), whose forward + backward +
+optimizer step are the approximate gradient and the weight update. tau never goes below
+``min_threshold`` (0.5: a sample the model may misclassify is always backpropagated). While
+tau >= 1 nothing can be skipped, so the confidences come from the training forward instead of a
+selection forward; with ``selection_every > 1`` most epochs reuse remembered confidences
+(``memory``). In the run's first ``warmup_rounds`` rounds nothing is skipped either, while the
+histogram accumulates. A batch where every sample is skipped yields nothing (no step) and is
+counted. At the end of each period (an epoch or the round) tau is re-chosen from the histogram
+(linear interpolation + threshold decision).
 
 Per-client state, kept across rounds under ``skip/`` keys: the threshold in force, and the
 histogram and |gradient| sums of the last completed period (small: 2 x bins floats); with
@@ -19,6 +21,7 @@ stale selection also the per-sample confidence memory.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, MutableMapping
 
 import numpy as np
@@ -26,10 +29,11 @@ import torch
 from torch import Tensor, nn
 
 from fedlite.train.loop import Batch
+from fedlite.train.skip.batching import batch_form
 from fedlite.train.skip.computation import SelectionForward, labeled_confidence
 from fedlite.train.skip.control import SkipControl
+from fedlite.train.skip.guard import DroppedShareGuard
 from fedlite.train.skip.memory import ConfidenceMemory
-from fedlite.train.skip.queue import KeptQueue
 from fedlite.train.skip.threshold import (ConfidenceHistogram, choose_threshold, dropped_share,
                                           interpolate_gradient)
 
@@ -49,12 +53,15 @@ class SkipGate:
         self.warming_up = server_round is not None and server_round <= control.warmup_rounds
         self.period = ConfidenceHistogram(control.bins)  # CF accumulation for the next tau
         self.epoch = ConfidenceHistogram(control.bins)  # this epoch only, for the metrics
-        self.seen = self.kept = 0
-        self.grad_total = self.grad_dropped = 0.0
+        self.guard = DroppedShareGuard(control.error_bound)  # the bound, within the period
+        self.seen = self.kept = self.guard_kept = 0
+        self.grad_total = self.grad_dropped = self.grad_above = 0.0
+        self.selection_seconds = 0.0
         self.epoch_thresholds: list[float] = []
         self.epoch_estimates: list[float] = []
         self.memory: ConfidenceMemory | None = None  # only when selecting on stale confidences
         self._pending: tuple[Tensor, bool] | None = None  # the batch the loop trains on now
+        self.step_scale = 1.0  # that batch's gradient scale (``batching.ShrinkNormalization``)
 
     # -- BatchGate ----------------------------------------------------------------------------
     def filter(self, model: nn.Module, batches: Iterable[Batch], order: Tensor) -> Iterator[Batch]:
@@ -62,37 +69,42 @@ class SkipGate:
         memory = ConfidenceMemory(self.state, len(order), every) if every > 1 else None
         self.memory = memory
         fresh = memory is None or memory.fresh
-        queue = KeptQueue(self.control.batch_size)
+        form = batch_form(self.control.batching, self.control.batch_size)
         select = SelectionForward(model)
         start = 0
         for x, y in batches:
             index = order[start:start + len(y)]
             start += len(y)
-            if self.in_force >= 1.0:
+            tau = self.in_force
+            if tau >= 1.0:
                 # Nothing can be skipped: the training forward's logits (``observe``) give
                 # the same confidences as a selection forward would, at no cost.
-                self._pending = (index, True)
+                self._pending, self.step_scale = (index, True), 1.0
                 yield x, y
                 continue
             if fresh:
+                began = time.perf_counter()
                 confidence, grad_norm = labeled_confidence(select(x), y)
                 conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
+                self.selection_seconds += time.perf_counter() - began
                 if memory is not None:
                     memory.store(index.numpy(), conf_np, grad_np)
             else:
                 conf_np, grad_np = memory.lookup(index.numpy())
-            keep_np = ~(conf_np > self.in_force)  # a NaN confidence (diverged model) is kept
-            self._account(conf_np, grad_np, keep_np)
+            above = conf_np > tau  # a NaN confidence (diverged model) is never above: kept
+            skip = self.guard.skippable(above, grad_np)
+            keep_np = ~skip
+            self._account(conf_np, grad_np, keep_np, above)
             keep = torch.from_numpy(keep_np)
             if keep_np.all():
                 kept = (x, y, index)
             else:  # gathered before any autograd forward
                 kept = (x[keep.to(x.device)], y[keep.to(y.device)], index[keep])
-            for xb, yb, ib in queue.push(*kept):
-                self._pending = (ib, False)
+            for xb, yb, ib, scale in form.push(*kept, len(y)):
+                self._pending, self.step_scale = (ib, False), scale
                 yield xb, yb
-        for xb, yb, ib in queue.flush():
-            self._pending = (ib, False)
+        for xb, yb, ib, scale in form.flush():
+            self._pending, self.step_scale = (ib, False), scale
             yield xb, yb
         if memory is not None:
             memory.save()
@@ -109,32 +121,45 @@ class SkipGate:
         confidence, grad_norm = labeled_confidence(logits, y)
         conf_np, grad_np = confidence.cpu().numpy(), grad_norm.cpu().numpy()
         if uncounted:
-            self._account(conf_np, grad_np, np.ones(len(conf_np), dtype=bool))
+            everything = np.ones(len(conf_np), dtype=bool)
+            self._account(conf_np, grad_np, everything, ~everything)
         if self.memory is not None:
             self.memory.store(index.numpy(), conf_np, grad_np)
 
-    def _account(self, confidence: np.ndarray, grad_norm: np.ndarray, keep: np.ndarray) -> None:
-        """CF accumulation and the run's counters for one incoming batch."""
+    def _account(self, confidence: np.ndarray, grad_norm: np.ndarray, keep: np.ndarray,
+                 above: np.ndarray) -> None:
+        """CF accumulation, the guard's period sums and the run's counters for one batch."""
         bins = self.control.bin_of(confidence)
         self.period.add(bins, grad_norm)
         self.epoch.add(bins, grad_norm)
+        self.guard.record(grad_norm, ~keep)
         self.seen += len(keep)
         self.kept += int(keep.sum())
-        self.grad_total += float(grad_norm.sum())
-        self.grad_dropped += float(grad_norm[~keep].sum())
+        self.guard_kept += int((above & keep).sum())
+        self.grad_total += float(np.nansum(grad_norm, dtype=np.float64))
+        self.grad_dropped += float(np.nansum(grad_norm[~keep], dtype=np.float64))
+        self.grad_above += float(np.nansum(grad_norm[above], dtype=np.float64))
 
     @property
     def in_force(self) -> float:
-        """The threshold this batch is judged by: 1 (skip nothing) while warming up."""
-        return 1.0 if self.warming_up else self.threshold
+        """The threshold this batch is judged by: 1 (skip nothing) while warming up, never
+        below the floor (a threshold from older state, or set by hand, is raised to it)."""
+        return 1.0 if self.warming_up else max(self.threshold, self.control.min_threshold)
 
     def metrics(self) -> dict[str, float]:
+        def share(part: float) -> float:
+            return part / self.grad_total if self.grad_total > 0 else 0.0
+
         return {"skip-threshold": _mean(self.epoch_thresholds, self.in_force),
                 "skip-backprop-fraction": self.kept / self.seen if self.seen else 1.0,
+                # E(tau) as the linear model estimates it on the round's own histogram
                 "skip-estimated-error": _mean(self.epoch_estimates, 0.0),
-                # the same share measured on the proxy itself, sample by sample
-                "skip-dropped-gradient": (self.grad_dropped / self.grad_total
-                                          if self.grad_total > 0 else 0.0)}
+                # measured sample by sample on ||p - e_y||: what was dropped (the guard holds
+                # it within the bound), and what tau alone would have dropped
+                "skip-dropped-gradient": share(self.grad_dropped),
+                "skip-dropped-without-guard": share(self.grad_above),
+                "skip-guard-kept": self.guard_kept / self.seen if self.seen else 0.0,
+                "skip-selection-seconds": self.selection_seconds}
 
     # -- Callback -----------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int) -> None:
@@ -152,11 +177,13 @@ class SkipGate:
 
     def _choose(self) -> None:
         """End of a period: pick the next tau and persist it with the period's statistics."""
+        self.guard.reset()
         counts, grad_sums = self.period.counts.copy(), self.period.grad_sums.copy()
         if counts.sum() == 0:
             return  # an empty period (no data) says nothing: keep tau
         self.threshold, _ = choose_threshold(counts, interpolate_gradient(counts, grad_sums),
-                                             self.control.error_bound)
+                                             self.control.error_bound,
+                                             self.control.min_threshold)
         self.period.reset()
         self.state[THRESHOLD] = np.array([self.threshold])
         self.state[COUNTS], self.state[GRAD_SUMS] = counts, grad_sums

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from fedlite.methods import ClientRound, Method
+from fedlite.train.skip.batching import ShrinkNormalization
 from fedlite.train.skip.control import SkipControl
 from fedlite.train.skip.gate import SkipGate
 from fedlite.train.skip.settings import SkipConfig
@@ -26,6 +27,8 @@ class Skip(Method):
         gate = SkipGate(control, rnd.state, rnd.server_round)
         rnd.claim("gate", gate, "skip.enabled")
         rnd.callbacks.append(gate)
+        if s.batching == "shrink":  # the step's gradient: kept samples over the mini-batch's B
+            rnd.loss_terms.append(ShrinkNormalization(gate))
 
     def progress(self, line: dict[str, Any]) -> list[str]:
         if line.get("train/skip-backprop-fraction") is None:

@@ -8,6 +8,7 @@ from fedlite.errors import require
 from fedlite.fields import setting
 
 SKIP_PERIODS = ("epoch", "round")
+SKIP_BATCHINGS = ("refill", "shrink")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class SkipConfig:
     # the first round always skips nothing (no threshold yet), so 0 and 1 behave alike
     warmup_rounds: int = setting(0, "the run's first n rounds skip nothing (the histogram still "
                                     "fills)")
+    # p_y > 0.5 means the labeled class wins the argmax: above the floor a skipped sample is
+    # one the model already classifies correctly; at or below it, it may be a mistake
+    min_threshold: float = setting(0.5, "floor on the threshold: a sample whose labeled-class "
+                                        "probability is at most this is always backpropagated")
+    batching: str = setting("refill", "refill: kept samples queued into full batches; shrink: "
+                                      "each mini-batch's kept samples make that step's batch")
 
     def __post_init__(self) -> None:
         require(0.0 <= self.error_bound < 1.0, "skip.error-bound",
@@ -43,3 +50,9 @@ class SkipConfig:
         require(isinstance(self.warmup_rounds, int) and self.warmup_rounds >= 0,
                 "skip.warmup-rounds",
                 "must be a whole number of rounds >= 0 (0: skip from the first threshold on)")
+        require(0.0 <= self.min_threshold <= 1.0, "skip.min-threshold",
+                "must be in [0, 1]: samples whose labeled-class probability is at most this "
+                "are always backpropagated (0.5: every sample the model may misclassify)")
+        require(self.batching in SKIP_BATCHINGS, "skip.batching",
+                f"choose one of {', '.join(SKIP_BATCHINGS)} (refill: kept samples queued into "
+                "full batches; shrink: one smaller step per mini-batch)")

@@ -69,13 +69,16 @@ def dropped_share(counts: np.ndarray, mean_grad: np.ndarray, threshold: float) -
     return float(mass[first_skipped:].sum() / total) if total > 0 else 0.0
 
 
-def choose_threshold(counts: np.ndarray, mean_grad: np.ndarray,
-                     error_bound: float) -> tuple[float, float]:
-    """The smallest edge tau with E(tau) <= error_bound, and E(tau); (1.0, 0.0) skips nothing.
+def choose_threshold(counts: np.ndarray, mean_grad: np.ndarray, error_bound: float,
+                     floor: float = 0.0) -> tuple[float, float]:
+    """The smallest edge tau >= ``floor`` with E(tau) <= error_bound, and E(tau); (1.0, 0.0)
+    skips nothing.
 
     tau never goes above the lowest edge of the highest occupied bin: confidences never seen
     in the period carry no estimate, so they stay kept. A zero bound allows no noise at all,
     so it skips nothing even where the estimate is zero (this keeps the neutral setting exact).
+    The floor holds for any histogram: no edge below it is a candidate (one that is not an
+    edge itself rounds up to the next edge).
     """
     bins = len(counts)
     mass = counts * mean_grad
@@ -84,7 +87,16 @@ def choose_threshold(counts: np.ndarray, mean_grad: np.ndarray,
     if error_bound <= 0 or total <= 0 or occupied.size == 0:
         return 1.0, 0.0
     tail = np.cumsum(mass[::-1])[::-1] / total  # tail[b] = E(b / K)
-    for b in range(occupied[-1] + 1):
+    lowest = first_edge_at_or_above(floor, bins)
+    for b in range(lowest, occupied[-1] + 1):
         if tail[b] <= error_bound:
             return b / bins, float(tail[b])
     return 1.0, 0.0
+
+
+def first_edge_at_or_above(floor: float, bins: int) -> int:
+    """The index b of the smallest bin edge b / K that is not below ``floor``."""
+    b = int(np.ceil(floor * bins - 1e-9))  # 0.5 * 10 is edge 5, not 6 by rounding noise
+    while b / bins < floor:
+        b += 1
+    return b

@@ -169,7 +169,8 @@ def test_missing_mnist_has_no_apt_hint(isolated_dirs):
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*digits, fashion-mnist or mnist"):
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*digits, fashion-mnist, mnist, "
+                                         "cifar10, cifar100, shakespeare or hf:<name>"):
         load_dataset("cifar")
 
 

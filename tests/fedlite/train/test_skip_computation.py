@@ -76,8 +76,9 @@ def test_queue_yields_full_batches_in_arrival_order_and_flushes_the_rest():
     queue = KeptQueue(batch_size=4)
     chunks = [torch.arange(0, 3), torch.arange(3, 4), torch.arange(4, 10), torch.arange(10, 11)]
     # Execute
-    out = [(y, i) for chunk in chunks for _, y, i in queue.push(chunk.float(), chunk, 100 + chunk)]
-    out += [(y, i) for _, y, i in queue.flush()]
+    out = [(y, i) for chunk in chunks
+           for _, y, i, scale in queue.push(chunk.float(), chunk, 100 + chunk, 4)]
+    out += [(y, i) for _, y, i, _ in queue.flush()]
     # Assert: rows and their indices stay together
     assert [y.tolist() for y, _ in out] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
     assert all(torch.equal(i, 100 + y) for y, i in out)

@@ -25,12 +25,17 @@ def test_keys_coerce_from_strings():
     assert any(isinstance(method, Skip) for method, _ in table.active(cfg))
     warm = RunConfig.from_mapping({"skip.enabled": "true", "skip.warmup-rounds": "2"})
     assert warm.section("skip").warmup_rounds == 2
+    shrink = RunConfig.from_mapping({"skip.batching": "shrink", "skip.min-threshold": "0.6"})
+    assert (shrink.section("skip").batching, shrink.section("skip").min_threshold) == \
+        ("shrink", 0.6)
 
 
 @pytest.mark.parametrize(("key", "value"), [
     ("skip.error-bound", 1.0), ("skip.error-bound", -0.1), ("skip.error-bound", "nan"),
     ("skip.bins", 0), ("skip.bins", -3), ("skip.period", "batch"), ("skip.period", "3"),
     ("skip.warmup-rounds", -1), ("skip.warmup-rounds", 1.5),
+    ("skip.min-threshold", -0.1), ("skip.min-threshold", 1.5), ("skip.min-threshold", "nan"),
+    ("skip.batching", "queue"), ("skip.batching", ""),
 ])
 def test_bad_values_name_their_key(key, value):
     with pytest.raises(ConfigError, match=f"run config `{key}`"):
