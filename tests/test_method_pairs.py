@@ -103,7 +103,8 @@ def test_continual_learning_skips_backprop(tmp_path, in_process):
         **BASE, "model": "continual-cnn", "results-dir": str(tmp_path),
         "client-train-size": 150, "local-epochs": 4, "lr": 0.05,
         **METHODS["continual"][0], "continual.student": False,
-        **METHODS["skip"][0], "skip.period": "epoch", "skip.error-bound": 0.5})
+        **METHODS["skip"][0], "skip.period": "epoch", "skip.error-bound": 0.5,
+        "skip.min-threshold": 0.0})
     summary = in_process(cfg)
     lines = [json.loads(line) for line in
              (Path(summary["run-dir"]) / "rounds.jsonl").read_text().splitlines()]
