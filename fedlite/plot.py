@@ -113,9 +113,9 @@ def run_labels(configs: Sequence[Mapping[str, Any]], run_ids: Sequence[str]) -> 
     differing = [k for k in keys
                  if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
     labels = [", ".join(f"{k}={_show(c.get(k))}" for k in differing) or run_id
-              for c, run_id in zip(configs, run_ids)]
+              for c, run_id in zip(configs, run_ids, strict=False)]
     return [f"{label} ({run_id})" if labels.count(label) > 1 and label != run_id else label
-            for label, run_id in zip(labels, run_ids)]
+            for label, run_id in zip(labels, run_ids, strict=False)]
 
 
 def _show(value: Any) -> str:
@@ -132,7 +132,8 @@ def _show(value: Any) -> str:
 
 def figure(runs: Sequence[RecordedRun]) -> plt.Figure:
     """Two rows (accuracy, loss) by three columns (round, bytes, wall clock), one colour a run."""
-    for run, label in zip(runs, run_labels([r.config for r in runs], [r.run_id for r in runs])):
+    names = run_labels([r.config for r in runs], [r.run_id for r in runs])
+    for run, label in zip(runs, names, strict=True):
         run.label = label
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colours = [colours[i % len(colours)] for i in range(len(runs))]
@@ -142,7 +143,7 @@ def figure(runs: Sequence[RecordedRun]) -> plt.Figure:
     legend_lines = -(-sum(label.count("\n") + 1 for label in labels) // columns)
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.6 + 0.17 * legend_lines), sharey="row",
                              squeeze=False, layout="constrained")
-    for run, colour in zip(runs, colours):
+    for run, colour in zip(runs, colours, strict=True):
         for column, (x_name, _) in enumerate(X_AXES):
             _draw(run, colour, x_name, accuracy=axes[0][column], loss=axes[1][column])
     _decorate(fig, axes, runs)
@@ -164,8 +165,9 @@ def _draw(run: RecordedRun, colour: str, x_name: str, accuracy: plt.Axes, loss: 
         std = std if len(std) == len(mean) else [0.0] * len(mean)
         accuracy.plot(xs[x_name], [100 * m for m in mean], "--", color=colour,
                       label=f"{run.label} (clients' mean)" if central else run.label)
-        accuracy.fill_between(xs[x_name], [max(0.0, 100 * (m - d)) for m, d in zip(mean, std)],
-                              [min(100.0, 100 * (m + d)) for m, d in zip(mean, std)],
+        accuracy.fill_between(xs[x_name],
+                              [max(0.0, 100 * (m - d)) for m, d in zip(mean, std, strict=True)],
+                              [min(100.0, 100 * (m + d)) for m, d in zip(mean, std, strict=True)],
                               color=colour, alpha=0.15, linewidth=0)
     xs, ys = run.series("loss")
     if ys:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (or reuse) the virtual environment .venv inside the repo, then run the main job or the tests.
 #   bash simulations/bootstrap.sh run [SCENARIO] [key=value ...]   # default: the default scenario
-#   bash simulations/bootstrap.sh test [pytest args ...]
+#   bash simulations/bootstrap.sh test [pytest args ...]           # ruff check, then pytest
 # FEDLITE_TORCH_SPEC overrides the torch requirement (default torch==2.13.0, a CPU build here;
 # e.g. FEDLITE_TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" on GPUs).
 set -euo pipefail
@@ -62,6 +62,8 @@ case "$command" in
   run)  install_fashion_mnist
         case "${1:-}" in shakespeare*) fetch_shakespeare ;; esac  # the main job needs no texts
         exec "$venv/bin/fedlite" run "$@" ;;
-  test) fetch_shakespeare; exec "$venv/bin/python" -m pytest "$@" ;;
+  test) fetch_shakespeare
+        "$venv/bin/ruff" check .  # a lint finding fails the job before the tests run
+        exec "$venv/bin/python" -m pytest "$@" ;;
   *)    echo "usage: bash simulations/bootstrap.sh run|test [args...]" >&2; exit 2 ;;
 esac

@@ -41,7 +41,8 @@ def run_chain(cfg: RunConfig, *, teacher: str, teacher_model: str, models: list[
     checkpoint_path(teacher)
     for index, model in enumerate(models):  # stage lengths of every step, up front
         last = index == len(models) - 1
-        step = step_config(cfg, model, teacher, teacher_model, None if last else intermediate_rounds)
+        step = step_config(cfg, model, teacher, teacher_model,
+                           None if last else intermediate_rounds)
         stage1 = step.section("fsp").stage1_rounds
         if step.num_rounds <= stage1:
             raise ConfigError(f"run config `fsp.stage1-rounds`: {stage1} leaves "
@@ -49,7 +50,8 @@ def run_chain(cfg: RunConfig, *, teacher: str, teacher_model: str, models: list[
     runs: list[dict[str, Any]] = []
     for index, model in enumerate(models):
         last = index == len(models) - 1
-        step = step_config(cfg, model, teacher, teacher_model, None if last else intermediate_rounds)
+        step = step_config(cfg, model, teacher, teacher_model,
+                           None if last else intermediate_rounds)
         summary = run_one(step)
         runs.append({"model": model, "teacher": teacher, "teacher-model": teacher_model,
                      "rounds": step.num_rounds, **summary})

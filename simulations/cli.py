@@ -134,7 +134,8 @@ def _run(args: argparse.Namespace) -> int:
         exit_interrupted(records[0] if records else None)
     client = summary.get("final-client-accuracy-mean")
     # Personalized models are judged on each client's own split, not the central test set.
-    accuracy = (f"mean client accuracy {pct(client)} (std {pct(summary['final-client-accuracy-std'])}), "
+    accuracy = (f"mean client accuracy {pct(client)} "
+                f"(std {pct(summary['final-client-accuracy-std'])}), "
                 f"central {pct(summary['final-accuracy'])}" if client is not None
                 else f"final accuracy {pct(summary['final-accuracy'])}")
     dense = summary.get("total-dense-bytes")

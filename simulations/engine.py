@@ -114,8 +114,8 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
 
     backend_config = {"client_resources": {"num_cpus": resources.num_cpus,
                                            "num_gpus": resources.num_gpus},
-                      # "local" always starts a private Ray: without an address Ray would
-                      # join whatever cluster `ray start` last recorded on this machine, stale or not
+                      # "local" always starts a private Ray: without an address Ray would join
+                      # whatever cluster `ray start` last recorded on this machine, stale or not
                       "init_args": {"address": resources.cluster or "local",
                                     "include_dashboard": False,
                                     "logging_level": logging.DEBUG if verbose else logging.ERROR,
@@ -155,9 +155,9 @@ def cluster_capacity(address: str) -> tuple[int, int]:
     import subprocess
     import sys
 
-    probe = ("import json, ray; ray.init(address=%r, include_dashboard=False, "
+    probe = (f"import json, ray; ray.init(address={address!r}, include_dashboard=False, "
              "logging_level='ERROR', log_to_driver=False); r = ray.cluster_resources(); "
-             "print(json.dumps([r.get('CPU', 0), r.get('GPU', 0)]))" % address)
+             "print(json.dumps([r.get('CPU', 0), r.get('GPU', 0)]))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=120)
     if done.returncode != 0:

@@ -1,7 +1,8 @@
 """Run fedlite's training loop, FedPara layers, backprop skipping, FSP and continual learning
 once on a GPU, without Flower (sequential FedAvg in process for the last two).
 
-Usage on a machine with CUDA and torch (flwr not needed): PYTHONPATH=. python3 simulations/gpu_check.py
+Usage on a machine with CUDA and torch (flwr not needed):
+    PYTHONPATH=. python3 simulations/gpu_check.py
 """
 import json
 import tempfile
@@ -31,20 +32,26 @@ for device in ("cpu", "cuda"):
         if mode == "fedpara":
             convert(m, mode="fedpara", gamma=0.5)
         t = time.perf_counter()
-        r = train(m, d.train_x, d.train_y, TrainSettings(epochs=5, batch_size=32, lr=0.05, seed=1), device=device)
+        r = train(m, d.train_x, d.train_y,
+                  TrainSettings(epochs=5, batch_size=32, lr=0.05, seed=1), device=device)
         if device == "cuda":
             torch.cuda.synchronize()
         loss, acc = evaluate(m, d.test_x, d.test_y, device=device)
-        out[f"{device}-{mode}"] = {"train_loss": round(r.loss, 4), "test_acc": round(acc, 4), "seconds": round(time.perf_counter() - t, 2)}
+        out[f"{device}-{mode}"] = {"train_loss": round(r.loss, 4), "test_acc": round(acc, 4),
+                                   "seconds": round(time.perf_counter() - t, 2)}
 # skip gate on cuda
-cfg = RunConfig.from_mapping({"skip.enabled": True, "skip.error-bound": 0.2, "skip.period": "epoch", "dataset": "digits"})
+cfg = RunConfig.from_mapping({"skip.enabled": True, "skip.error-bound": 0.2,
+                              "skip.period": "epoch", "dataset": "digits"})
 state = {}
 torch.manual_seed(0)
 m = build_model("cnn", d.input_shape, 10)
 gate = skip_gate(cfg, state)
-r = train(m, d.train_x, d.train_y, TrainSettings(epochs=5, batch_size=32, lr=0.05, seed=1), device="cuda", gate=gate, callbacks=[gate])
+r = train(m, d.train_x, d.train_y, TrainSettings(epochs=5, batch_size=32, lr=0.05, seed=1),
+          device="cuda", gate=gate, callbacks=[gate])
 out["cuda-skip-test-acc"] = round(evaluate(m, d.test_x, d.test_y, device="cuda")[1], 4)
-out["cuda-skip"] = {"backprop_fraction": round(r.samples_backprop / r.samples_seen, 3), "train_loss": round(r.loss, 4), **{k: round(v, 4) for k, v in r.method_metrics.items()}}
+out["cuda-skip"] = {"backprop_fraction": round(r.samples_backprop / r.samples_seen, 3),
+                    "train_loss": round(r.loss, 4),
+                    **{k: round(v, 4) for k, v in r.method_metrics.items()}}
 # gradcheck of Hadamard layers on cuda, float64
 ok = {}
 for name, layer, x in [
@@ -57,8 +64,13 @@ for name, layer, x in [
     x = x.double().cuda().requires_grad_(True)
     names = [n for n, _ in layer.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_(True) for _, p in layer.named_parameters())
-    fn = lambda inp, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (inp,))
-    ok[name] = {"params": names, "gradcheck": bool(torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-4, nondet_tol=1e-9))}
+
+    def fn(inp, *ps, layer=layer, names=names):
+        return torch.func.functional_call(layer, dict(zip(names, ps, strict=True)), (inp,))
+
+    ok[name] = {"params": names,
+                "gradcheck": bool(torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-4,
+                                                           nondet_tol=1e-9))}
 out["gradcheck_cuda"] = ok
 
 
@@ -77,9 +89,11 @@ with tempfile.TemporaryDirectory() as tmp:
     accuracy, _, seconds = sequential({"model": "resnet14", "num-rounds": 3, "local-epochs": 2,
                                        "fsp.teacher": str(Path(tmp) / "teacher.npz"),
                                        "fsp.teacher-model": "resnet8", "fsp.stage1-rounds": 1})
-    out["cuda-fsp-student-resnet14"] = {"accuracy (round 1: FSP stage)": accuracy, "seconds": seconds}
+    out["cuda-fsp-student-resnet14"] = {"accuracy (round 1: FSP stage)": accuracy,
+                                        "seconds": seconds}
 # continual learning on cuda: the continual benchmark's quick workload (digits, 5 tasks)
-keys = {**continual_workload(True, "adaptive").to_flat(), "device": "cuda", "results-dir": tempfile.gettempdir()}
+keys = {**continual_workload(True, "adaptive").to_flat(), "device": "cuda",
+        "results-dir": tempfile.gettempdir()}
 cfg = RunConfig.from_mapping(keys)
 tracker = ContinualTracker(cfg, data_for(cfg))
 t = time.perf_counter()

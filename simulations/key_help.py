@@ -30,7 +30,7 @@ def toml_lines(flat: dict[str, object], helps: dict[str, str]) -> list[str]:
 
     pairs = [f"{key(k)} = {value(v)}" for k, v in flat.items()]
     width = max(map(len, pairs), default=0) + 2
-    return [f"{pair:<{width}}# {helps[k]}" for pair, k in zip(pairs, flat)]
+    return [f"{pair:<{width}}# {helps[k]}" for pair, k in zip(pairs, flat, strict=True)]
 
 
 def keys_text() -> str:

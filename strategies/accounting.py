@@ -59,7 +59,7 @@ def summarize_client_metrics(records: list[MetricRecord]) -> dict[str, float]:
         elif key == "train-seconds":
             summary["train-seconds"], summary["train-seconds-max"] = sum(values), max(values)
         else:  # over the clients that report the key (a method may run on only some)
-            pairs = [(float(r[key]), w) for r, w in zip(records, weights) if key in r]
+            pairs = [(float(r[key]), w) for r, w in zip(records, weights, strict=True) if key in r]
             summary[key] = sum(v * w for v, w in pairs) / (sum(w for _, w in pairs) or 1.0)
     return summary
 

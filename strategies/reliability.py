@@ -46,7 +46,8 @@ class Reliability(Strategy):
 
     def __init__(self, inner: Strategy, min_replies: int = 1, node_wait: float = 120.0,
                  poll: float = 0.5) -> None:
-        self.inner, self.min_replies, self.node_wait, self.poll = inner, min_replies, node_wait, poll
+        self.inner, self.min_replies = inner, min_replies
+        self.node_wait, self.poll = node_wait, poll
         self.skipped: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:

@@ -94,7 +94,8 @@ def preflight(cfg: RunConfig) -> RunConfig:
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    summary = run_federation(PollingGrid(grid), preflight(RunConfig.from_mapping(context.run_config)))
+    summary = run_federation(PollingGrid(grid),
+                             preflight(RunConfig.from_mapping(context.run_config)))
     if summary.get("failure"):
         raise RunFailed(summary["failure"])
 

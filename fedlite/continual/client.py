@@ -11,7 +11,6 @@ task t, and (3) draws the new classes' vectors. Everything persists in ``state``
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 from collections.abc import MutableMapping
 
@@ -83,7 +82,9 @@ def adam(lr: float, head_scale: float = 1.0):
     ``lr * head_scale``: distillation only fine-tunes it, and at the full rate it drifts from
     the teacher's old-class boundaries (seed 1: 5.3 points below the teacher vs 3.9 at 0.1)."""
     def make(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-        in_head = lambda name: name.split(".")[0] in ("embed", "classifier")
+        def in_head(name: str) -> bool:
+            return name.split(".")[0] in ("embed", "classifier")
+
         return torch.optim.Adam(scaled_lr_groups(model, in_head, lr, head_scale), lr=lr)
     return make
 

@@ -66,7 +66,8 @@ class ContinualTracker:
         self.params = {"teacher": parameter_count(model.teacher),
                        "student": parameter_count(model.student)}
         metrics: dict[str, Any] = {"continual/task": task}
-        branches = {"teacher": model.teacher, **({"student": model.student} if self.student else {})}
+        branches = {"teacher": model.teacher,
+                    **({"student": model.student} if self.student else {})}
         for name, branch in branches.items():
             pred, loss = predictions(branch, x, y)
             accuracy = float((pred == y).mean()) if len(y) else 0.0

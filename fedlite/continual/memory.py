@@ -104,7 +104,7 @@ def load(state: MutableMapping[str, np.ndarray]) -> Prototypes | None:
 
 
 def store(state: MutableMapping[str, np.ndarray], memory: Prototypes) -> None:
-    for key, value in zip(KEYS, (memory.features, memory.embeddings, memory.labels)):
+    for key, value in zip(KEYS, (memory.features, memory.embeddings, memory.labels), strict=True):
         state[PREFIX + key] = value.detach().cpu().numpy().copy()
     if memory.samples is not None:
         state[PREFIX + SAMPLES] = memory.samples.detach().cpu().numpy().copy()

@@ -27,7 +27,8 @@ import torch
 from fedlite.continual import augment, memory as mem
 from fedlite.continual.client import adam, cross_boundary, old_head, reuse_head, task_data
 from fedlite.continual.evaluation import ContinualTracker
-from fedlite.continual.losses import OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD, freeze
+from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD,
+                                      freeze)
 from fedlite.continual.model import ContinualNet
 from fedlite.continual.settings import ContinualConfig
 from fedlite.continual.tasks import check_holders, task_plan

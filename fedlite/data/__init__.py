@@ -52,11 +52,14 @@ class FederatedData:
         return ClientData(d.train_x[train], d.train_y[train], d.train_x[test], d.train_y[test])
 
 
+DEFAULT_HF_COLUMNS = HFColumns()  # immutable, so one instance serves every call
+
+
 @lru_cache(maxsize=4)
 def federated_data(dataset: str, num_clients: int, partitioner: str, *, alpha: float = 0.5,
                    classes_per_client: int = 2, test_fraction: float = 0.2, seed: int = 0,
                    data_dir: str = "", train_size: int = 0,
-                   hf: HFColumns = HFColumns()) -> FederatedData:
+                   hf: HFColumns = DEFAULT_HF_COLUMNS) -> FederatedData:
     """Load and partition once per process (Ray workers reuse it across messages).
 
     ``hf`` names the columns and splits of a Hugging Face dataset (``hf:<name>``), which

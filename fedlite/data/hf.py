@@ -129,7 +129,8 @@ def _images(split, column: str, name: str) -> np.ndarray:
 
     feature = split.features[column]
     if isinstance(feature, Image) and len(split):
-        split = split.cast_column(column, Image(mode=split[0][column].mode))  # e.g. a stray L in RGB
+        # e.g. a stray L image in an RGB split
+        split = split.cast_column(column, Image(mode=split[0][column].mode))
     try:
         images = np.asarray(split.with_format("numpy")[column])
     except (TypeError, ValueError) as err:

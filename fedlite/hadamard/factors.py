@@ -30,7 +30,8 @@ def check_form(form: str, weight_shape: Sequence[int]) -> None:
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     if form == "prop3" and len(weight_shape) != 4:
-        raise ValueError(f"form 'prop3' (Tucker-2) needs a 4-D conv kernel, got shape {tuple(weight_shape)}")
+        raise ValueError("form 'prop3' (Tucker-2) needs a 4-D conv kernel, "
+                         f"got shape {tuple(weight_shape)}")
 
 
 def factor_shapes(weight_shape: Sequence[int], rank: int, form: str) -> dict[str, tuple[int, ...]]:

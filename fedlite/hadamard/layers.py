@@ -53,7 +53,8 @@ class FactorizedLayer(nn.Module):
                             "PersonalHadamard* or LowRank* layer")
         self.rank = check_rank(rank, self.mode, layer)
         if tanh and self.mode == "lowrank":
-            raise ValueError(f"{layer}: tanh applies to Hadamard branches, not to the low-rank layer")
+            raise ValueError(f"{layer}: tanh applies to Hadamard branches, "
+                             "not to the low-rank layer")
         self.weight_shape, self.form, self.tanh = weight_shape, form, tanh
         factory = {"device": device, "dtype": dtype}
         self.branch_names: list[tuple[str | None, str, str]] = []  # (t, x, y) per branch
@@ -82,7 +83,7 @@ class FactorizedLayer(nn.Module):
         """
         with torch.no_grad():
             variances = branch_variances(self.mode, 2.0 / self.fan_in)
-            for index, (names, var) in enumerate(zip(self.branch_names, variances)):
+            for index, (names, var) in enumerate(zip(self.branch_names, variances, strict=True)):
                 factors = [getattr(self, n) for n in names if n]
                 for factor in factors:
                     nn.init.normal_(factor, 0.0, factor_std(var, self.rank, self.form))
@@ -185,7 +186,8 @@ class FactorizedConv2d(FactorizedLayer):
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"{name}: unknown padding_mode {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.dilation = _pair(dilation)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
         if self.padding not in ("same", "valid") and isinstance(self.padding, str):
             raise ValueError(f"{name}: padding must be an int, a pair, 'same' or 'valid'")
@@ -209,7 +211,7 @@ class FactorizedConv2d(FactorizedLayer):
             return (0, 0, 0, 0)
         if self.padding == "same":
             pads = []
-            for k, d in zip(reversed(self.kernel_size), reversed(self.dilation)):
+            for k, d in zip(reversed(self.kernel_size), reversed(self.dilation), strict=False):
                 total = d * (k - 1)
                 pads += [total // 2, total - total // 2]
             return tuple(pads)
@@ -227,7 +229,8 @@ class FactorizedConv2d(FactorizedLayer):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"rank={self.rank}, form={self.form!r}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, "
-                f"bias={self.bias is not None}, padding_mode={self.padding_mode!r}, tanh={self.tanh}")
+                f"bias={self.bias is not None}, padding_mode={self.padding_mode!r}, "
+                f"tanh={self.tanh}")
 
 
 class HadamardLinear(FactorizedLinear):

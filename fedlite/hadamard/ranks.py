@@ -25,17 +25,21 @@ def check_gamma(gamma: float) -> None:
 
 
 def check_rank(rank: int, mode: str, layer: str) -> int:
-    """Return ``rank`` if it is an integer >= MIN_RANK[mode], else raise ValueError naming ``layer``."""
+    """Return ``rank`` if it is an integer >= MIN_RANK[mode], else raise ValueError naming
+    ``layer``."""
     check_mode(mode)
     if isinstance(rank, bool) or int(rank) != rank or rank < MIN_RANK[mode]:
         raise ValueError(f"layer {layer}: rank {rank!r} is too small for mode {mode!r} "
-                         f"(minimum {MIN_RANK[mode]}; a Hadamard product of rank-1 factors is rank 1)")
+                         f"(minimum {MIN_RANK[mode]}; "
+                         "a Hadamard product of rank-1 factors is rank 1)")
     return int(rank)
 
 
 def factorized_params(weight_shape: Sequence[int], rank: int, form: str = "prop1",
                       mode: str = "fedpara") -> int:
-    """Factor parameters of a layer (no bias): FC 2R(m+n), prop1 2R(O+I*K1*K2), prop3 2R(O+I+R*K1*K2).
+    """Factor parameters of a layer (no bias).
+
+    FC 2R(m+n), prop1 2R(O+I*K1*K2), prop3 2R(O+I+R*K1*K2).
 
     The low-rank baseline has half of that per rank for prop1 (R(m+n)); its Tucker form has
     R(O+I) + R**2*K1*K2.

@@ -18,7 +18,8 @@ from torch.func import functional_call
 
 
 class LSTMLayer(nn.Module):
-    """The two gate maps of one LSTM layer, gates in PyTorch's order (input, forget, cell, output)."""
+    """The two gate maps of one LSTM layer, gates in PyTorch's order
+    (input, forget, cell, output)."""
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()

@@ -39,7 +39,8 @@ class ResNet(nn.Module):
                  groups: int = 4) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 26, ...), got {depth}")
+            raise ValueError("ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 26, ...), "
+                             f"got {depth}")
         blocks = (depth - 2) // 6
         self.depth = depth
         self.stem = nn.Sequential(nn.Conv2d(in_channels, WIDTHS[0], 3, 1, 1, bias=False),
@@ -55,7 +56,8 @@ class ResNet(nn.Module):
         self.sections = nn.ModuleList(sections)
         self.fc = nn.Linear(channels, num_classes)
 
-    def forward_sections(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    def forward_sections(self, x: torch.Tensor
+                         ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Return the logits and, per section, (its input map, its output map)."""
         out = self.stem(x)
         pairs = []

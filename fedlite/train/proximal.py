@@ -29,7 +29,7 @@ class ProximalTerm:
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
         if self.start is None:  # lazily, so the snapshot sits on the training device
             self.start = [p.detach().clone() for p in self.params]
-        squared = sum((p - q).pow(2).sum() for p, q in zip(self.params, self.start))
+        squared = sum((p - q).pow(2).sum() for p, q in zip(self.params, self.start, strict=True))
         if self.mean:
             return self.weight * squared / sum(q.numel() for q in self.start)
         return self.weight * squared

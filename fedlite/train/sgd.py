@@ -57,12 +57,13 @@ class SGD:
 
     def _momentum(self, params: list[Tensor], grads: list[Tensor], momentum: float) -> list[Tensor]:
         """buf = grad at a parameter's first step, then buf = momentum * buf + grad."""
-        known = [(self.state[p], grad) for p, grad in zip(params, grads) if p in self.state]
+        known = [(self.state[p], grad) for p, grad in zip(params, grads, strict=True)
+                 if p in self.state]
         if known:
-            bufs, known_grads = map(list, zip(*known))
+            bufs, known_grads = map(list, zip(*known, strict=True))
             torch._foreach_mul_(bufs, momentum)
             torch._foreach_add_(bufs, known_grads)
-        for p, grad in zip(params, grads):
+        for p, grad in zip(params, grads, strict=True):
             if p not in self.state:
                 self.state[p] = grad.detach().clone()
         return [self.state[p] for p in params]

@@ -25,7 +25,8 @@ def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -
     origin = provenance(argv, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     result = module.run(quick=quick)
     record = {"benchmark": name, "quick": quick, **result, "provenance": origin}
-    path = Path(out) if out else Path("results") / "bench" / f"{name}{'-quick' if quick else ''}.json"
+    path = (Path(out) if out
+            else Path("results") / "bench" / f"{name}{'-quick' if quick else ''}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(record, indent=2) + "\n")
@@ -43,7 +44,8 @@ def provenance(argv: list[str], started: str) -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], capture_output=True, text=True,
-                                  cwd=Path(__file__).resolve().parents[2], check=True).stdout.strip()
+                                  cwd=Path(__file__).resolve().parents[2],
+                                  check=True).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return "unknown"
 

@@ -50,8 +50,10 @@ def run(quick: bool) -> dict[str, Any]:
     ft, ps, ours = methods["finetune"], methods["pass"], methods["adaptive"]
     cfg = workload(quick, "adaptive")
     result = {
-        "dataset": cfg.dataset, "clients": cfg.num_clients, "tasks": cfg.section("continual").num_tasks,
-        "rounds_per_task": cfg.section("continual").rounds_per_task, "local_epochs": cfg.local_epochs,
+        "dataset": cfg.dataset, "clients": cfg.num_clients,
+        "tasks": cfg.section("continual").num_tasks,
+        "rounds_per_task": cfg.section("continual").rounds_per_task,
+        "local_epochs": cfg.local_epochs,
         "max_samples_per_class_per_client": cfg.section("continual").max_samples_per_class,
         "methods": methods,
         "goal": {"aia_over_finetune_points_min": 25, "aia_above_pass": True,

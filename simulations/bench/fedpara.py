@@ -56,17 +56,20 @@ def run(quick: bool) -> dict[str, Any]:
                                                for r in trained) / len(trained)),
             "bytes_to_target": bytes_to(rounds, target),
             "accuracy_per_round": [round(r["accuracy"], 4) for r in rounds],
-            "gamma": cfg.section("fedpara").gamma if cfg.section("fedpara").mode != "none" else None}
+            "gamma": (cfg.section("fedpara").gamma if cfg.section("fedpara").mode != "none"
+                      else None)}
     dense, fedpara, lowrank = methods["dense"], methods["fedpara"], methods["lowrank"]
     saving = (dense["bytes_to_target"] / fedpara["bytes_to_target"]
               if fedpara["bytes_to_target"] else None)
     cfg = configs(quick)["fedpara"][0]
     return {"target": round(target, 4), "methods": methods,
             "bytes_to_target_saving": None if saving is None else round(saving, 2),
-            "settings": {"model": cfg.model, "dataset": resolve_name(cfg.dataset), "clients": cfg.num_clients,
+            "settings": {"model": cfg.model, "dataset": resolve_name(cfg.dataset),
+                         "clients": cfg.num_clients,
                          "fraction_train": cfg.fraction_train, "rounds": cfg.num_rounds,
                          "partitioner": f"dirichlet alpha={cfg.dirichlet_alpha}",
-                         "lr": cfg.lr, "momentum": cfg.momentum, "clip_grad_norm": cfg.clip_grad_norm,
+                         "lr": cfg.lr, "momentum": cfg.momentum,
+                         "clip_grad_norm": cfg.clip_grad_norm,
                          "local_epochs": cfg.local_epochs,
                          "central_eval_size": cfg.central_eval_size,
                          "fedpara.exclude": cfg.section("fedpara").exclude, "seed": cfg.seed},

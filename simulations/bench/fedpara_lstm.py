@@ -25,7 +25,8 @@ QUICK = ["num-rounds=2", "num-clients=8", "client-train-size=64", "central-eval-
 
 
 def configs(quick: bool):
-    shared = ["results-dir=results/bench-runs", "run-name=fedpara-lstm", *(QUICK if quick else FULL)]
+    shared = ["results-dir=results/bench-runs", "run-name=fedpara-lstm",
+              *(QUICK if quick else FULL)]
     return {arm: load_scenario(SCENARIO, [*shared, *extra]) for arm, extra in ARMS.items()}
 
 

@@ -49,7 +49,8 @@ def flower_run(cfg: RunConfig) -> dict[str, Any]:
     launch = time.perf_counter()
     simulate(cfg, Resources(num_cpus=1), on_round=on_round)
     seconds = time.perf_counter() - launch
-    rounds = [b - a for a, b in zip(marks[:-1], marks[1:])]  # round r = mark r - mark r-1
+    # round r = mark r - mark r-1
+    rounds = [b - a for a, b in zip(marks[:-1], marks[1:], strict=True)]
     steady = statistics.median(rounds[1:])
     return {"seconds": seconds, "rounds": rounds, "steady": steady,
             "startup": (marks[1] - launch) - steady, "accuracy": accuracy[-1],
@@ -92,8 +93,8 @@ def run(quick: bool) -> dict[str, Any]:
             "ideal_round_seconds": mean(flower, "ideal"),
             "steady_to_ideal": round(steady_flower / mean(flower, "ideal"), 3),
             # each Flower run against the loop run next to it in time
-            "steady_ratio_by_pair": [round(f["steady"] / l["steady"], 3)
-                                     for f, l in zip(flower, loop)],
+            "steady_ratio_by_pair": [round(flower_side["steady"] / loop_side["steady"], 3)
+                                     for flower_side, loop_side in zip(flower, loop, strict=True)],
             "accuracy_flower": flower[0]["accuracy"], "accuracy_loop": loop[0]["accuracy"],
             # where the ratio comes from: the same clients' training, one thread per actor
             # (summed over both actors) against the loop's two threads

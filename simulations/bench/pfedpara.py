@@ -58,14 +58,15 @@ def run(quick: bool) -> dict[str, Any]:
         methods[method] = {
             **{key: round(float(np.mean([r[key] for r in runs])), 4) for key in averaged},
             "upload_bytes_per_round": runs[0]["upload_bytes_per_round"],
-            "per_seed": {str(seed): run for seed, run in zip(seeds, runs)}}
+            "per_seed": {str(seed): run for seed, run in zip(seeds, runs, strict=True)}}
     cfg = load_scenario(METHODS["pfedpara"], QUICK if quick else []).config  # what it ran with
     acc = {name: m["mean_client_accuracy"] for name, m in methods.items()}
     up = {name: m["upload_bytes_per_round"] for name, m in methods.items()}
     return {"methods": methods,
             "settings": {"model": cfg.model, "dataset": resolve_name(cfg.dataset),
                          "clients": cfg.num_clients, "rounds": cfg.num_rounds,
-                         "classes_per_client": cfg.classes_per_client, "gamma": cfg.section("fedpara").gamma,
+                         "classes_per_client": cfg.classes_per_client,
+                         "gamma": cfg.section("fedpara").gamma,
                          "local_lr_scale": cfg.section("fedpara").local_lr_scale, "lr": cfg.lr,
                          "clip_grad_norm": cfg.clip_grad_norm,
                          "momentum": cfg.momentum, "local_epochs": cfg.local_epochs,

@@ -53,7 +53,8 @@ def run(quick: bool) -> dict[str, Any]:
                          "seconds": round(time.perf_counter() - started, 1)}
     clean = results["fedavg-clean"]["final_accuracy"]
     for name in ("fedavg", *ROBUST):
-        results[name]["points_below_clean"] = round(100 * (clean - results[name]["final_accuracy"]), 2)
+        results[name]["points_below_clean"] = round(
+            100 * (clean - results[name]["final_accuracy"]), 2)
     return {"setup": {**base(quick), "attackers": round(ATTACK["attack.fraction"]
                                                         * base(quick)["num-clients"]),
                       "poisoning": "attackers send global + 100 * (trained - global)"},

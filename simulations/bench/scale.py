@@ -95,7 +95,7 @@ def engine_run(cfg: RunConfig) -> dict[str, Any]:
     finally:
         monitor.done.set()
         monitor.join()
-    rounds = [b - a for a, b in zip(marks[:-1], marks[1:])]
+    rounds = [b - a for a, b in zip(marks[:-1], marks[1:], strict=True)]
     return {"startup_seconds": round(marks[0] - launch, 2),
             "seconds_per_round": round(statistics.median(rounds[1:] or rounds), 3),
             "round_seconds": [round(s, 3) for s in rounds], "replies": replies[1:],

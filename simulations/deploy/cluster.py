@@ -143,7 +143,8 @@ class Cluster:
         return key
 
     def register(self, index: int, timeout: float = 60.0) -> None:
-        """``flwr supernode register``: only registered keys may join (``--enable-supernode-auth``)."""
+        """``flwr supernode register``: only registered keys may join
+        (``--enable-supernode-auth``)."""
         self.flwr(["supernode", "register", str(self.node_key(index)) + ".pub", CONNECTION],
                   timeout=timeout)
 

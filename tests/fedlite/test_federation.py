@@ -54,7 +54,8 @@ def test_load_arrays_shape_mismatch_names_key_and_both_shapes():
     before = state_arrays(model)
     arrays = {"fc1.bias": np.zeros(256, np.float32), "fc2.weight": np.zeros((3, 256), np.float32)}
     # Execute / Assert
-    with pytest.raises(ValueError, match=r"`fc2.weight`: model has \(10, 256\), received \(3, 256\)"):
+    with pytest.raises(ValueError,
+                       match=r"`fc2.weight`: model has \(10, 256\), received \(3, 256\)"):
         load_arrays(model, arrays)
     # nothing was copied, not even the arrays that did fit
     np.testing.assert_array_equal(state_arrays(model)["fc1.bias"], before["fc1.bias"])
@@ -100,7 +101,7 @@ def test_sequential_fedavg_learns_and_is_deterministic(small_cfg):
     assert len(first.accuracy) == 2 and [r for r, _, _ in seen] == [1, 2]
     # the clients' own seconds, summed per round: part of each round's wall time
     assert len(first.train_seconds) == 2
-    assert all(0 < t <= r for t, r in zip(first.train_seconds, first.round_seconds))
+    assert all(0 < t <= r for t, r in zip(first.train_seconds, first.round_seconds, strict=True))
     assert [r for r, _ in held] == [1, 2]
     for key, value in held[-1][1].items():
         np.testing.assert_array_equal(value, first.arrays[key], err_msg=key)

@@ -51,7 +51,7 @@ def test_same_seed_gives_identical_converted_models():
     cfg = config(model="mlp", **{"fedpara.mode": "pfedpara", "fedpara.gamma": 0.5})
     (a, (report,)), b = build_initial(cfg, data_for(cfg)), initial_model(cfg, data_for(cfg))
     assert report.mode == "pfedpara" and report.local_params > 0
-    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert (x == y).all(), key
 
 

@@ -70,8 +70,10 @@ def test_fedpara_at_gamma_0_is_the_papers_19_percent():
     low = convert(lowrank, "lowrank", gamma=0.0)
     # Assert: only the four gate maps, at the rank rule's r_min = min(ceil(sqrt(m)), ceil(sqrt(n)))
     assert [(r.name, r.shape, r.rank) for r in report.layers] == [
-        ("layers.0.input_to_hidden", (1024, 8), 3), ("layers.0.hidden_to_hidden", (1024, 256), 16),
-        ("layers.1.input_to_hidden", (1024, 256), 16), ("layers.1.hidden_to_hidden", (1024, 256), 16)]
+        ("layers.0.input_to_hidden", (1024, 8), 3),
+        ("layers.0.hidden_to_hidden", (1024, 256), 16),
+        ("layers.1.input_to_hidden", (1024, 256), 16),
+        ("layers.1.hidden_to_hidden", (1024, 256), 16)]
     assert [r.rank for r in low.layers] == [6, 32, 32, 32]  # rank 2R: FedPara's budget
     assert report.params_after == low.params_after == 154_368
     assert report.ratio == pytest.approx(0.19, abs=0.005)

@@ -75,7 +75,8 @@ def test_overlay_has_one_curve_per_run_in_every_panel_and_marks_skipped_rounds(t
     marks = [line for line in by_round.get_lines() if line.get_label() == "_skipped"]
     assert [list(m.get_xdata()) for m in marks] == [[2]]
     assert list(marks[0].get_ydata()) == pytest.approx([30.0])
-    assert all(any(l.get_label() == "_skipped" for l in axis.get_lines()) for axis in fig.axes)
+    assert all(any(line.get_label() == "_skipped" for line in axis.get_lines())
+               for axis in fig.axes)
     legend = [text.get_text() for text in fig.legends[0].get_texts()]
     assert legend == ["lr=0.05", "lr=0.1", "skipped round (model unchanged)"]
 

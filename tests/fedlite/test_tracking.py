@@ -41,7 +41,8 @@ def test_every_round_scalar_reaches_tensorboard(tmp_path):
     assert set(scalars) >= {"loss", "bytes-down", "bytes-up", "cumulative-bytes", "seconds",
                             "train/train-loss"}
     assert scalars["cumulative-bytes"][3] == 4 * 1400
-    assert "client-accuracy-mean" not in scalars and "stage" not in scalars and "round" not in scalars
+    assert ("client-accuracy-mean" not in scalars and "stage" not in scalars
+            and "round" not in scalars)
 
 
 def test_off_by_default(tmp_path):

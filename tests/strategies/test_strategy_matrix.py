@@ -132,7 +132,8 @@ def test_client_side_clipping_bounds_every_update(mode):
     from fedlite.wire import wire_state
 
     cfg = RunConfig.from_mapping({**BASE, "model": "mlp", "lr": 0.5})
-    sent = {k: v.numpy().copy() for k, v in wire_state(cfg, initial_model(cfg, data_for(cfg))).items()}
+    sent = {k: v.numpy().copy()
+            for k, v in wire_state(cfg, initial_model(cfg, data_for(cfg))).items()}
     bound = 0.05
     for client in range(cfg.num_clients):
         context = Context(run_id=1, node_id=client + 1, state=RecordDict(),

@@ -45,8 +45,8 @@ def choose_intermediates(teacher_model: str, target_model: str, *, budget: float
     is measured. ``target_cost`` is what the target itself needs; each intermediate costs
     ``costs[name]`` (default 1 unit each, i.e. one run of equal rounds). Candidates are the
     registered ResNets strictly between teacher and target; k of them are the ones nearest
-    k evenly spaced depths, so the size steps stay even. Returns [] when nothing fits (the target then
-    learns from the teacher directly). Pure: no training, no files.
+    k evenly spaced depths, so the size steps stay even. Returns [] when nothing fits (the target
+    then learns from the teacher directly). Pure: no training, no files.
     """
     low, high = resnet_depth(teacher_model), resnet_depth(target_model)
     if high <= low:

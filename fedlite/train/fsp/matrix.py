@@ -44,7 +44,7 @@ def fsp_loss(teacher: Sequence[Tensor], student: Sequence[Tensor]) -> Tensor:
         raise ValueError(f"FSP: the teacher has {len(teacher)} sections, the student "
                          f"{len(student)}; both need the same number of sections")
     total = student[0].new_zeros(())
-    for index, (g_t, g_s) in enumerate(zip(teacher, student)):
+    for index, (g_t, g_s) in enumerate(zip(teacher, student, strict=True)):
         if g_t.shape[1:] != g_s.shape[1:]:
             raise ValueError(
                 f"FSP: section {index + 1} matrices differ: teacher {tuple(g_t.shape[1:])}, "

@@ -58,7 +58,7 @@ class KeptQueue:
     def _take(self, n: int) -> IndexedBatch:
         # A single chunk of exactly n rows (nothing was skipped) goes out as it came in.
         whole = self.parts[0] if len(self.parts) == 1 else tuple(
-            torch.cat(column) for column in zip(*self.parts))
+            torch.cat(column) for column in zip(*self.parts, strict=True))
         head = whole if len(whole[1]) == n else tuple(t[:n] for t in whole)
         rest = tuple(t[n:] for t in whole)
         self.parts = [rest] if len(rest[1]) else []

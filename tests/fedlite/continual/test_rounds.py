@@ -193,7 +193,7 @@ def test_only_feature_matching_trains_the_students_extractor(digits):
             loss = F.mse_loss(net.student.cache[0], f_t) / f_t.pow(2).mean()
         loss.backward()
         grads.append([p.grad.clone() for p in net.student.features.parameters()])
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -245,7 +245,7 @@ def test_prototype_anchor_pulls_the_student_towards_the_teacher_on_the_samples(d
     net.zero_grad()
     (torch.nn.functional.mse_loss(net.student.features(samples), target)
      / target.pow(2).mean()).backward()
-    assert all(torch.allclose(g, p.grad) for g, p in zip(grads, extractor))
+    assert all(torch.allclose(g, p.grad) for g, p in zip(grads, extractor, strict=True))
     optimizer = torch.optim.Adam(net.student.parameters(), lr=0.003)
     for _ in range(50):
         optimizer.zero_grad()

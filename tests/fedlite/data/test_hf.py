@@ -120,7 +120,8 @@ def test_missing_column_or_split_names_the_key(hf_copy, change, key):
 
 def test_directory_without_a_copy_names_data_dir(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="run config `data-dir`.*dataset_dict.json.*parquet"):
+    with pytest.raises(FileNotFoundError,
+                       match="run config `data-dir`.*dataset_dict.json.*parquet"):
         _load(tmp_path / "empty")
 
 

@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fedlite.data import FederatedData, federated_data, partition, partition_indices, split_train_test
+from fedlite.data import (FederatedData, federated_data, partition, partition_indices,
+                          split_train_test)
 
 SCHEMES = ("iid", "dirichlet", "pathological")
 
@@ -43,9 +44,10 @@ def test_deterministic_from_seed(digits, partition_cache, scheme, tmp_path, monk
     again = _split(digits.train_y, scheme, seed=1)
     other = _split(digits.train_y, scheme, seed=2)
     # Assert
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert any(len(a) != len(b) or not np.array_equal(a, b) for a, b in zip(first, other)), \
+    assert any(len(a) != len(b) or not np.array_equal(a, b)
+               for a, b in zip(first, other, strict=True)), \
         f"{scheme}: seed 2 gave the same split as seed 1"
 
 
@@ -105,7 +107,7 @@ def test_cache_is_hit_the_second_time(digits, partition_cache, monkeypatch):
     # Execute
     second = _split(digits.train_y, "dirichlet", seed=4)
     # Assert
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(AssertionError, match="partitioned again"):
         _split(digits.train_y, "dirichlet", seed=5)  # another key misses
@@ -139,8 +141,8 @@ def test_federated_data_client_views(digits, partition_cache):
         client = fed.client(client_id)
         assert client.train_x.shape[1:] == (1, 8, 8)
         assert len(client.train_x) == len(client.train_y)
-        assert len(client.test_y) == pytest.approx(0.25 * (len(client.train_y) + len(client.test_y)),
-                                                   abs=1)
+        assert len(client.test_y) == pytest.approx(
+            0.25 * (len(client.train_y) + len(client.test_y)), abs=1)
         sizes += len(client.train_y) + len(client.test_y)
     assert sizes == len(digits.train_y)
     with pytest.raises(ValueError, match="partition-id 4 is outside 0..3.*num-clients"):

@@ -25,7 +25,8 @@ def test_speeches_follow_speakers_and_drop_directions():
         "IAGO.", "'Sblood, but you will not hear me:--", "", "[Re-enter Ghost.]", "",
         "If ever I did dream of such a matter,", "Abhor me.", "",
         "Ham.", "He.", "",  # a one-word speech is not a speaker's name
-        "First Clown.", "[Aside.] She was, indeed, a pedler's daughter, and sold", "many laces.", "",
+        "First Clown.", "[Aside.] She was, indeed, a pedler's daughter, and sold",
+        "many laces.", "",
         "THESEUS", "What say you, Hermia?", "", "SCENE II. Another street.", "",
         "Orphan verse after a heading has no speaker.", "Nor has this line.", ""])
     # Execute
@@ -58,14 +59,14 @@ def test_windows_labels_and_split_per_role():
     assert data.input_shape == (WINDOW,) and data.num_classes == len(VOCABULARY)
     cuts = [int(0.8 * len(t)) for t in texts]
     assert len(data.train_y) == sum(c - WINDOW for c in cuts)
-    assert len(data.test_y) == sum(len(t) - c for t, c in zip(texts, cuts))
+    assert len(data.test_y) == sum(len(t) - c for t, c in zip(texts, cuts, strict=True))
     np.testing.assert_array_equal(np.bincount(data.owners), [c - WINDOW for c in cuts])
     first = texts[0]
     assert decode(data.train_x[0]) == first[:WINDOW] and decode(data.train_y[:1]) == first[WINDOW]
     second = data.owners == 1
     assert decode(data.train_x[second][0]) == texts[1][:WINDOW]
     # every test label comes from the held-out tail of its text
-    tails = {c for t, cut in zip(texts, cuts) for c in t[cut:]}
+    tails = {c for t, cut in zip(texts, cuts, strict=True) for c in t[cut:]}
     assert set(decode(data.test_y)) <= tails
     assert data.ordered
 
@@ -161,5 +162,6 @@ def test_natural_needs_natural_clients(digits):
 
 def _long_play() -> str:
     speech = "Now is the winter of our discontent made glorious summer by this sun of York."
-    blocks = [f"{name}\n{speech}\n{speech}\n" for _ in range(8) for name in ("GLOUCESTER", "CLARENCE")]
+    blocks = [f"{name}\n{speech}\n{speech}\n"
+              for _ in range(8) for name in ("GLOUCESTER", "CLARENCE")]
     return "ACT I.\n\n" + "\n".join(blocks)

@@ -94,7 +94,8 @@ def test_read_idx_truncated_file_is_a_clear_error(tmp_path):
         read_idx(path)
 
 
-@pytest.mark.parametrize("raw", [b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00", b"PK\x03\x04....", b"\x00"])
+@pytest.mark.parametrize("raw", [b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00", b"PK\x03\x04....",
+                                 b"\x00"])
 def test_read_idx_bad_magic_is_a_clear_error(tmp_path, raw):
     path = tmp_path / "bad"
     path.write_bytes(raw)

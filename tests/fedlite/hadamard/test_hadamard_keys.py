@@ -75,5 +75,6 @@ def test_round_trip_through_numpy():
 
 
 def test_no_flwr_import():
-    code = "import sys, fedlite.hadamard; assert 'flwr' not in sys.modules and 'ray' not in sys.modules"
+    code = ("import sys, fedlite.hadamard; "
+            "assert 'flwr' not in sys.modules and 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

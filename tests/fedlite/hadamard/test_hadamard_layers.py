@@ -152,7 +152,7 @@ def _gradcheck(layer: FactorizedLayer, x: torch.Tensor) -> None:
     params = tuple(p.detach().clone().requires_grad_() for p in layer.parameters())
 
     def run(x, *params):
-        return torch.func.functional_call(layer, dict(zip(names, params)), (x,))
+        return torch.func.functional_call(layer, dict(zip(names, params, strict=True)), (x,))
 
     assert torch.autograd.gradcheck(run, (x.requires_grad_(), *params))
 

@@ -125,7 +125,8 @@ def test_zero_length_stages_are_rejected(tmp_path):
 
 
 def test_student_without_sections_is_rejected(tmp_path):
-    cfg = RunConfig.from_mapping({**BASE, "model": "cnn", "fsp.teacher": str(save_teacher(tmp_path))})
+    cfg = RunConfig.from_mapping({**BASE, "model": "cnn",
+                                  "fsp.teacher": str(save_teacher(tmp_path))})
     with pytest.raises(ValueError, match="not a ResNet"):
         preflight(cfg, initial_model(cfg, data_for(cfg)))
 

@@ -144,7 +144,7 @@ def test_loss_term_is_added(subset):
     train(plain, *subset, SETTINGS)
     result = train(with_term, *subset, SETTINGS, loss_terms=[PullToZero()])
     assert any(not np.allclose(a, b) for a, b in zip(_weights(plain).values(),
-                                                      _weights(with_term).values()))
+                                                      _weights(with_term).values(), strict=True))
     assert result.loss > 0
 
 
@@ -208,7 +208,10 @@ def test_clip_grad_norm_bounds_every_step(subset):
     # Execute
     train(plain, *subset, TrainSettings(epochs=1, batch_size=32, lr=0.05, momentum=0.0))
     train(clipped, *subset, settings)
+
+    def moved(m):
+        return float((torch.cat([p.detach().flatten() for p in m.parameters()]) - start).norm())
+
     # Assert: 13 steps of at most lr * 1e-3 each, far less than the unclipped walk
-    moved = lambda m: float((torch.cat([p.detach().flatten() for p in m.parameters()]) - start).norm())
     assert moved(clipped) <= 13 * 0.05 * 1e-3 * (1 + 1e-5)
     assert moved(plain) > 100 * moved(clipped)

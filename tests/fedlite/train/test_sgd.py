@@ -31,12 +31,13 @@ def _model() -> torch.nn.Module:
     return build_model("cnn", (1, 8, 8), 10)
 
 
-@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.9, 5e-4), (0.0, 1e-3)])
+@pytest.mark.parametrize("momentum, weight_decay",
+                         [(0.0, 0.0), (0.9, 0.0), (0.9, 5e-4), (0.0, 1e-3)])
 def test_matches_torch_sgd_bit_for_bit(momentum, weight_decay):
     kwargs = dict(lr=0.05, momentum=momentum, weight_decay=weight_decay)
     ours = _run(lambda m: SGD(m.parameters(), **kwargs), _model())
     torch_ = _run(lambda m: torch.optim.SGD(m.parameters(), **kwargs), _model())
-    for a, b in zip(ours, torch_):
+    for a, b in zip(ours, torch_, strict=True):
         assert torch.equal(a, b)
 
 
@@ -45,7 +46,7 @@ def test_parameter_groups_keep_their_own_lr():
         return scaled_lr_groups(model, lambda name: name.startswith("classifier"), 0.05, 10.0)
     ours = _run(lambda m: SGD(groups(m), lr=0.05, momentum=0.9), _model())
     torch_ = _run(lambda m: torch.optim.SGD(groups(m), lr=0.05, momentum=0.9), _model())
-    for a, b in zip(ours, torch_):
+    for a, b in zip(ours, torch_, strict=True):
         assert torch.equal(a, b)
 
 
@@ -70,7 +71,7 @@ def test_loop_trains_like_torch_sgd(digits):
     train(ours, x, y, settings)
     train(torch_, x, y, settings, make_optimizer=lambda m, s: torch.optim.SGD(
         m.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay))
-    for a, b in zip(ours.parameters(), torch_.parameters()):
+    for a, b in zip(ours.parameters(), torch_.parameters(), strict=True):
         assert torch.equal(a, b)
 
 

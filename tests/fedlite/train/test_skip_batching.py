@@ -44,7 +44,7 @@ def _steps(model: torch.nn.Module) -> list[int]:
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> None:
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
 
 
@@ -135,7 +135,7 @@ def test_shrinks_gradient_is_the_kept_samples_summed_over_the_mini_batch_size(di
     reference.train()
     loss = F.cross_entropy(reference(x[kept]), y[kept], reduction="sum") / 32
     grads = torch.autograd.grad(loss, list(reference.parameters()))
-    expected = [p.detach() - 0.1 * g for p, g in zip(reference.parameters(), grads)]
+    expected = [p.detach() - 0.1 * g for p, g in zip(reference.parameters(), grads, strict=True)]
     gate = SkipGate(SkipControl(error_bound=0.99, batching="shrink"),
                     {"skip/threshold": np.array([0.9])})
     # Execute
@@ -143,7 +143,7 @@ def test_shrinks_gradient_is_the_kept_samples_summed_over_the_mini_batch_size(di
     # Assert: the kept rows are those above, the update is the reference step, the loss
     # reported is the kept rows' mean
     assert result.samples_backprop == int(kept.sum())
-    for p, e in zip(model.parameters(), expected):
+    for p, e in zip(model.parameters(), expected, strict=True):
         torch.testing.assert_close(p.detach(), e, rtol=1e-4, atol=1e-6)
     mean = F.cross_entropy(reference(x[kept]), y[kept]).item()
     assert result.loss == pytest.approx(mean, rel=1e-5)

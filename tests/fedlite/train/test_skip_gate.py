@@ -40,7 +40,8 @@ def test_error_bound_zero_trains_exactly_like_the_plain_loop(digits):
     plain, plain_result = _train(digits)
     gated, gated_result = _train(digits, SkipGate(SkipControl(error_bound=0.0, period="epoch")))
     # Assert
-    for (name, a), (_, b) in zip(plain.state_dict().items(), gated.state_dict().items()):
+    for (name, a), (_, b) in zip(plain.state_dict().items(), gated.state_dict().items(),
+                                 strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert gated_result.samples_backprop == gated_result.samples_seen == 1200
     assert gated_result.loss == plain_result.loss
