@@ -42,7 +42,8 @@ MARKER = textwrap.dedent('''
 
         def attach(self, s, rnd):
             raylet = os.environ.get("RAY_RAYLET_PID", "outside-ray")
-            (Path(s.where) / f"{raylet}-{os.getpid()}-{rnd.client_id}").touch()
+            mark = f"{raylet}-{os.getpid()}-{rnd.client_id}-{rnd.server_round}"
+            (Path(s.where) / mark).touch()
 ''')
 
 
@@ -88,4 +89,4 @@ def test_clients_train_on_both_nodes_of_an_existing_cluster(two_node_cluster, tm
     assert summary["rounds"] == 2 and summary["failure"] is None
     trained = [mark.name.split("-") for mark in marks.iterdir()]
     assert len(trained) == 2 * 4  # every client in every round
-    assert {raylet for raylet, _, _ in trained} == raylets  # both nodes trained clients
+    assert {raylet for raylet, *_ in trained} == raylets  # both nodes trained clients
