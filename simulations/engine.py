@@ -126,6 +126,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     # driver mostly waits, so they keep the driver's priority (docs/experiments/overhead.md).
     os.environ.setdefault("RAY_worker_niceness", "0")
     warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
+    previous = _quiet_on_interrupt(flwr_logger)
     try:
         run_in_process(num_supernodes=cfg.nodes, client_app=client_app,
                        server_app=server_app, run_config=cfg.to_flower(),
@@ -139,6 +140,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
         failed.set()
         raise
     finally:
+        _restore_interrupt(previous)
         flwr_logger.setLevel(level)
     if not summaries:
         raise RuntimeError("the simulation ended without completing the run; rerun with "
@@ -168,6 +170,29 @@ def cluster_capacity(address: str) -> tuple[int, int]:
                          "unset RAY_ADDRESS to run on this machine")
     cpus, gpus = json.loads(done.stdout.strip().splitlines()[-1])
     return int(cpus), int(gpus)
+
+
+def _quiet_on_interrupt(flwr_logger: logging.Logger) -> Any:
+    """Ctrl-C silences Flower's logger before it stops the run: the runtime's worker threads
+    then log the messages that Ray's shutdown cuts off, each with a traceback, and the user
+    asked for the stop. Returns the handler to restore (None off the main thread)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupted(signum, frame):
+        flwr_logger.setLevel(logging.CRITICAL)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupted)
+
+
+def _restore_interrupt(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop_ray(timeout: float) -> None:

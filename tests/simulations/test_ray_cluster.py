@@ -3,7 +3,8 @@ attaches through ``ray-address`` and its clients train on both nodes.
 
 Which node trained a client is told by the worker process itself: Ray starts every worker with
 ``RAY_RAYLET_PID``, its raylet's PID, and a small method of the test's (loaded through the
-``methods`` key, as a user's would be) leaves one mark per client round named by it.
+``methods`` key, as a user's would be) leaves one mark per client round named by it; so the
+test also shows that Ray workers load a user's method from the run config alone.
 """
 
 from __future__ import annotations

@@ -141,13 +141,3 @@ def test_a_path_that_is_not_a_method_is_a_clear_error(tmp_path):
     path.write_text("x = 1\n")
     with pytest.raises(ConfigError, match=r"`methods`: .*not a subclass of"):
         RunConfig.from_mapping({"methods": f"{path}:x"})
-
-
-@pytest.mark.integration
-def test_ray_workers_load_it_from_the_run_config(toy, tmp_path):
-    from simulations.engine import Resources, simulate
-
-    lines = []
-    simulate(config(toy, tmp_path, **{"toy.scale": 0.1}), Resources(num_cpus=1),
-             on_round=lines.append)
-    assert all(line["train/toy-calls"] > 0 for line in lines if line["round"] >= 1)
