@@ -46,7 +46,7 @@ def run(quick: bool) -> dict[str, Any]:
                          "lr": cfg.lr, "lr_decay": cfg.lr_decay, "momentum": cfg.momentum,
                          "clip_grad_norm": cfg.clip_grad_norm,
                          "central_eval_size": cfg.central_eval_size,
-                         "fedpara.gamma": cfg.fedpara.gamma, "seed": cfg.seed},
+                         "fedpara.gamma": cfg.to_flat()["fedpara.gamma"], "seed": cfg.seed},
             "goals": {
                 "ahead_of_lowrank": fedpara["final_accuracy"] > lowrank["final_accuracy"],
                 "within_1_point_of_dense":

@@ -206,3 +206,25 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     # Assert
     assert proc.wait(timeout=60) == 141, err  # as if ended by SIGPIPE, the shells' code
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["keys"]])
+def test_help_list_and_keys_import_no_torch(argv):
+    # a fresh interpreter: this test process has torch loaded already
+    probe = ("import sys\nfrom simulations.cli import main\ntry:\n    main(sys.argv[1:])\n"
+             "except SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "False", done.stderr
+
+
+def test_the_start_line_shows_the_run_after_its_overrides():
+    from simulations.cli import start_line
+    from simulations.scenarios import load_scenario
+
+    cfg = load_scenario("default", ["strategy=flwr.serverapp.strategy:FedAdam", "model=mlp",
+                                    "dataset=digits", "num-clients=7", "num-rounds=3",
+                                    "seed=5", "skip.enabled=true"]).config
+    line = start_line(cfg)
+    assert line.startswith("FedAdam, model mlp, dataset digits, 7 clients, 3 rounds, seed 5")
+    assert "methods: " in line and "skip" in line.split("methods: ")[1].lower()
