@@ -245,11 +245,9 @@ class RunConfig:
     def to_flower(self) -> dict[str, Any]:
         """``to_flat`` for Flower's run config, which refuses keys that pyproject does not
         declare: the keys of user methods travel packed in ``methods-config``."""
-        flat, packed = {}, {}
-        for section, key in all_keys():
-            owner = self if section is None else self.section(section)
-            own = section is None or table.is_builtin(section)
-            (flat if own else packed)[key.name] = getattr(owner, key.attribute)
+        flat = self.to_flat()
+        packed = {key.name: flat.pop(key.name) for section, key in all_keys()
+                  if section is not None and not table.is_builtin(section)}
         flat["methods-config"] = json.dumps(packed)
         return flat
 

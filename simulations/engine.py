@@ -112,14 +112,6 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     def _main(grid, context) -> None:
         summaries.append(run_federation(StoppableGrid(grid, failed), cfg, on_round, on_start))
 
-    backend_config = {"client_resources": {"num_cpus": resources.num_cpus,
-                                           "num_gpus": resources.num_gpus},
-                      # "local" always starts a private Ray: without an address Ray would join
-                      # whatever cluster `ray start` last recorded on this machine, stale or not
-                      "init_args": {"address": resources.cluster or "local",
-                                    "include_dashboard": False,
-                                    "logging_level": logging.DEBUG if verbose else logging.ERROR,
-                                    "log_to_driver": verbose}}
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Ray nices its workers by 15 below the driver; here the workers do the training and the
@@ -130,7 +122,8 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     try:
         run_in_process(num_supernodes=cfg.nodes, client_app=client_app,
                        server_app=server_app, run_config=cfg.to_flower(),
-                       backend_config=backend_config, app_dir=str(PROJECT_ROOT),
+                       backend_config=backend_config(resources, verbose),
+                       app_dir=str(PROJECT_ROOT),
                        verbose=verbose)
     except KeyboardInterrupt:
         failed.set()
@@ -148,6 +141,17 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     if summaries[0].get("failure"):
         raise RunFailed(f"{summaries[0]['failure']} (records in {summaries[0]['run-dir']})")
     return summaries[0]
+
+
+def backend_config(resources: Resources, verbose: bool = False) -> dict[str, Any]:
+    """Flower's Ray backend config for ``resources``."""
+    return {"client_resources": {"num_cpus": resources.num_cpus,
+                                 "num_gpus": resources.num_gpus},
+            # "local" always starts a private Ray: without an address Ray would join whatever
+            # cluster `ray start` last recorded on this machine, stale or not
+            "init_args": {"address": resources.cluster or "local", "include_dashboard": False,
+                          "logging_level": logging.DEBUG if verbose else logging.ERROR,
+                          "log_to_driver": verbose}}
 
 
 def cluster_capacity(address: str) -> tuple[int, int]:

@@ -139,25 +139,25 @@ class CohortGrid(ForwardingGrid):
         if reply.has_error():
             return [Message(Error(reply.error.code, f"host node failed: {reply.error.reason}"),
                             reply_to=msg) for msg in group]
-        content = reply.content
+        # split the reply's records by client once: "state.<client>.<name>", "reply.<client>.<name>"
+        records: dict[str, dict[int, RecordDict]] = {"state": {}, "reply": {}}
+        for key, record in reply.content.items():
+            kind, _, rest = key.partition(".")
+            if kind in records:
+                client, _, name = rest.partition(".")
+                records[kind].setdefault(int(client), RecordDict())[name] = record
         out = []
         for msg in group:
             client = client_of(msg.metadata.dst_node_id)
-            if self.carry_state:
-                prefix = f"state.{client}."
-                state = RecordDict({k[len(prefix):]: v for k, v in content.items()
-                                    if k.startswith(prefix)})
-                if len(state):
-                    self.states[client] = state
+            if self.carry_state and client in records["state"]:
+                self.states[client] = records["state"][client]
             error = f"error.{client}"
-            if error in content:
-                failure = content[error]
+            if error in reply.content:
+                failure = reply.content[error]
                 out.append(Message(Error(int(failure["code"]), str(failure["reason"])),
                                    reply_to=msg))
                 continue
-            prefix = f"reply.{client}."
-            out.append(Message(RecordDict({k[len(prefix):]: v for k, v in content.items()
-                                           if k.startswith(prefix)}), reply_to=msg))
+            out.append(Message(records["reply"].get(client, RecordDict()), reply_to=msg))
         return out
 
 

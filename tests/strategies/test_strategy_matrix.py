@@ -71,7 +71,7 @@ def test_every_flower_strategy_trains_through_the_simulation_engine(tmp_path):
     from flwr.serverapp import ServerApp
 
     from clients.client_app import app as client_app
-    from simulations.engine import PROJECT_ROOT
+    from simulations.engine import PROJECT_ROOT, Resources, backend_config
     from simulations.flower_runtime import run_in_process
     from strategies.server_app import preflight, run_federation
 
@@ -88,9 +88,7 @@ def test_every_flower_strategy_trains_through_the_simulation_engine(tmp_path):
     first = next(iter(configs.values()))
     run_in_process(num_supernodes=first.nodes, client_app=client_app, server_app=server_app,
                    run_config=first.to_flower(),
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0},
-                                   "init_args": {"address": "local",
-                                                 "include_dashboard": False}},
+                   backend_config=backend_config(Resources(num_cpus=1)),
                    app_dir=str(PROJECT_ROOT), verbose=False)
     for name in MATRIX:
         assert len(lines[name]) == 4, (name, "the federation did not complete")
