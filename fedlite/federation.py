@@ -155,52 +155,89 @@ class SequentialResult:
     train_seconds: list[float] = field(default_factory=list)  # the clients' own, summed per round
 
 
+@dataclass
+class SequentialRound:
+    """One round of ``SequentialFedAvg``: central accuracy, the round's wall clock (central
+    evaluation included, as a Flower round) and every client's result in partition order."""
+
+    server_round: int
+    accuracy: float
+    seconds: float
+    clients: list[TrainResult]
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(result.seconds for result in self.clients)
+
+
+class SequentialFedAvg:
+    """Plain in-process FedAvg, one round per ``step()``: every client in partition order, one
+    reused model.
+
+    Samples every client each round (``fraction-train`` = 1), like the Flower run it is
+    compared with. Stepping lets two federations run round by round in turns (a benchmark's
+    arms, interleaved so that a drift of the machine's speed falls on both alike). Training and
+    then averaging keeps one round's trained arrays per client in memory (the weights of the
+    mean are known only once every client has trained).
+    """
+
+    def __init__(self, cfg: RunConfig) -> None:
+        use_deterministic_kernels(cfg.deterministic)
+        self.cfg = cfg
+        self.data = data_for(cfg)
+        self.device = resolve_device(cfg.device)
+        self.model = initial_model(cfg, self.data).to(self.device)
+        self.initial = state_arrays(self.model)
+        self.local = split_keys(cfg, self.model)[1]
+        self.global_arrays = {k: v.detach().cpu().numpy().copy()
+                              for k, v in wire_state(cfg, self.model).items()}
+        self.states: list[dict[str, np.ndarray]] = [{} for _ in range(cfg.num_clients)]
+        self.server_round = 0
+
+    def step(self, after_round: Callable[[nn.Module, int], None] | None = None
+             ) -> SequentialRound:
+        """Train every client on the global arrays, average, evaluate centrally.
+        ``after_round(model, round)`` sees the model holding the new global arrays."""
+        cfg, model, device = self.cfg, self.model, self.device
+        self.server_round += 1
+        start = time.perf_counter()
+        replies, outcomes = [], []
+        for client_id in range(cfg.num_clients):
+            state = self.states[client_id]
+            receive(model, cfg, self.global_arrays, state, self.initial)
+            outcome = local_round(model, self.data.client(client_id), cfg, self.server_round,
+                                  client_id, device, state, wire_keys=self.global_arrays)
+            keep_local(model, cfg, state)
+            outcomes.append(outcome)
+            replies.append({k: v.detach().cpu().numpy().copy()
+                            for k, v in wire_state(cfg, model).items()})
+        mean = WeightedMean([outcome.num_examples for outcome in outcomes])
+        for reply in replies:
+            mean.add(reply)
+        self.global_arrays = mean.result()
+        # what the server holds: the new global arrays, and the initial local ones
+        load_arrays(model, {**{k: self.initial[k] for k in self.local}, **self.global_arrays})
+        if after_round:
+            after_round(model, self.server_round)
+        _, accuracy = evaluate(model, self.data.dataset.test_x, self.data.dataset.test_y,
+                               device=device)
+        return SequentialRound(self.server_round, accuracy, time.perf_counter() - start,
+                               outcomes)
+
+
 def run_sequential_fedavg(cfg: RunConfig, *,
                           on_round: Callable[[int, float, float], None] | None = None,
                           after_round: Callable[[nn.Module, int], None] | None = None
                           ) -> SequentialResult:
-    """Plain in-process FedAvg: every client in partition order, one reused model.
-
-    Samples every client each round (``fraction-train`` = 1), like the Flower run it is
-    compared with. ``after_round(model, round)`` sees the model holding the new global arrays.
-    Training and then averaging keeps one round's trained arrays per client in memory (the
-    weights of the mean are known only once every client has trained).
-    """
-    use_deterministic_kernels(cfg.deterministic)
-    data = data_for(cfg)
-    device = resolve_device(cfg.device)
-    model = initial_model(cfg, data).to(device)
-    initial = state_arrays(model)
-    _, local = split_keys(cfg, model)
-    global_arrays = {k: v.detach().cpu().numpy().copy() for k, v in wire_state(cfg, model).items()}
-    result = SequentialResult(global_arrays)
-    states: list[dict[str, np.ndarray]] = [{} for _ in range(cfg.num_clients)]
-    for server_round in range(1, cfg.num_rounds + 1):
-        start = time.perf_counter()
-        replies, weights, trained = [], [], 0.0
-        for client_id in range(cfg.num_clients):
-            receive(model, cfg, global_arrays, states[client_id], initial)
-            outcome = local_round(model, data.client(client_id), cfg, server_round, client_id,
-                                  device, states[client_id], wire_keys=global_arrays)
-            keep_local(model, cfg, states[client_id])
-            weights.append(outcome.num_examples)
-            trained += outcome.seconds
-            replies.append({k: v.detach().cpu().numpy().copy()
-                            for k, v in wire_state(cfg, model).items()})
-        mean = WeightedMean(weights)
-        for reply in replies:
-            mean.add(reply)
-        global_arrays = mean.result()
-        # what the server holds: the new global arrays, and the initial local ones
-        load_arrays(model, {**{k: initial[k] for k in local}, **global_arrays})
-        if after_round:
-            after_round(model, server_round)
-        _, accuracy = evaluate(model, data.dataset.test_x, data.dataset.test_y, device=device)
-        seconds = time.perf_counter() - start  # with central evaluation, as a Flower round
-        result.arrays = global_arrays
-        result.accuracy.append(accuracy)
-        result.round_seconds.append(seconds)
-        result.train_seconds.append(trained)
+    """``SequentialFedAvg`` for the run's rounds; ``on_round(round, accuracy, seconds)``."""
+    federation = SequentialFedAvg(cfg)
+    result = SequentialResult(federation.global_arrays)
+    for _ in range(cfg.num_rounds):
+        outcome = federation.step(after_round)
+        result.arrays = federation.global_arrays
+        result.accuracy.append(outcome.accuracy)
+        result.round_seconds.append(outcome.seconds)
+        result.train_seconds.append(outcome.train_seconds)
         if on_round:
-            on_round(server_round, accuracy, seconds)
+            on_round(outcome.server_round, outcome.accuracy, outcome.seconds)
     return result

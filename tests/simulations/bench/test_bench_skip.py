@@ -1,34 +1,83 @@
-"""The skipping benchmark's arithmetic: shares over passes, seconds over rounds."""
+"""The skipping benchmark: time to a target, the speed-up, the goals, and arms stepped in turns
+that each train exactly as they would alone."""
 
+import numpy as np
 import pytest
 
-from simulations.bench.skip import single_run, totals, workload
-
-OUTCOME = {"accuracy": [0.5, 0.7, 0.8], "seen": [100, 100, 100], "backprop": [100, 40, 60],
-           "client_seconds": [3.0, 2.0, 1.0]}
-
-
-def test_totals_weigh_the_backprop_fraction_by_samples_and_sum_seconds():
-    result = totals(OUTCOME)
-    assert result["accuracy"] == 0.8
-    assert result["backprop_fraction"] == pytest.approx(200 / 300)
-    assert result["client_seconds"] == 6.0 and result["client_seconds_after_round_1"] == 3.0
+from fedlite.config import RunConfig
+from fedlite.federation import run_sequential_fedavg
+from simulations.bench.skip import compare, goals_met, interleaved, time_to, workload
 
 
-def test_totals_cut_at_a_round_for_the_sweep():
-    result = totals(OUTCOME, rounds=2)
-    assert result["accuracy"] == 0.7 and result["backprop_fraction"] == pytest.approx(0.7)
-    assert result["client_seconds"] == 5.0
+def arm(accuracy, client_seconds, skipped=0.0, dropped=None):
+    rounds = []
+    for acc, seconds in zip(accuracy, client_seconds, strict=True):
+        record = {"accuracy": acc, "client_seconds": seconds, "wall_seconds": seconds + 1.0,
+                  "samples_seen": 100, "samples_backprop": round(100 * (1 - skipped)),
+                  "skipped_share": skipped}
+        if dropped is not None:
+            record |= {"dropped_share_measured_max": dropped, "selection_seconds": 0.25 * seconds}
+        rounds.append(record)
+    return rounds
 
 
-def test_a_single_run_variant_is_judged_against_plains_mean_seconds():
-    arm = {"accuracy": 0.8, "backprop_fraction": 0.55558, "client_seconds": 6.0}
-    result = single_run(arm, seconds_plain=8.0)
-    assert result == {"accuracy": 0.8, "backprop_fraction": 0.5556, "client_seconds": 6.0,
-                      "time_saving": 0.25}
+def test_time_to_target_sums_seconds_up_to_the_first_round_at_or_above_it():
+    series = arm([0.5, 0.8, 0.79, 0.9], [2.0, 2.0, 2.0, 2.0])
+    assert time_to(series, 0.8) == {"round": 2, "client_seconds": 4.0, "wall_seconds": 6.0}
+    assert time_to(series, 0.95) == {"round": None, "client_seconds": None,
+                                     "wall_seconds": None}
+
+
+def test_compare_judges_each_arm_against_plains_final_accuracy_minus_the_margin():
+    plain = arm([0.5, 0.8, 0.85, 0.9], [4.0] * 4)
+    fast = arm([0.5, 0.85, 0.899, 0.898], [2.0] * 4, skipped=0.6, dropped=0.09)
+    result = compare({"plain": plain, "skip": fast})
+    assert result["target_accuracy"] == pytest.approx(0.898)
+    assert result["time_to_target"]["plain"]["round"] == 4  # 16 client seconds
+    assert result["time_to_target"]["skip"]["round"] == 3  # 0.899 >= 0.898: 6 client seconds
+    skip = result["arms"]["skip"]
+    assert skip["speedup_client"] == pytest.approx(16 / 6, abs=1e-3)
+    assert skip["speedup_wall"] == pytest.approx(20 / 9, abs=1e-3)
+    assert skip["accuracy_gap"] == pytest.approx(0.2)
+    assert skip["skipped_share_final_rounds"] == pytest.approx(0.6)
+    assert skip["dropped_share_measured_max"] == pytest.approx(0.09)
+    # selection at a quarter of the arm's seconds, half of plain's per-sample step ...
+    assert skip["cost_model"]["selection_share_of_step"] == pytest.approx(0.125)
+    assert skip["cost_model"]["measured_speedup_per_round"] == pytest.approx(2.0)
+
+
+def test_an_arm_that_never_reaches_the_target_has_no_speedup_and_misses_the_goal():
+    plain = arm([0.5, 0.9], [4.0, 4.0])
+    slow = arm([0.5, 0.7], [2.0, 2.0], skipped=0.7, dropped=0.1)
+    result = compare({"plain": plain, "skip": slow})["arms"]["skip"]
+    assert result["speedup_client"] is None and result["accuracy_gap"] == pytest.approx(20.0)
+    record = {"time_to_accuracy_speedup_client": None, "skipped_share_final_rounds": 0.7,
+              "accuracy_gap": 0.1, "heldout_accuracy_gaps": [0.2, 0.6],
+              "dropped_share_measured_max": 0.1,
+              "goal": {"speedup_client_min": 1.3, "skipped_share_final_rounds_min": 0.6,
+                       "accuracy_gap_max_points": 0.3, "heldout_accuracy_gap_max_points": 0.5,
+                       "dropped_share_measured_max": 0.12}}
+    assert goals_met(record) == {"speedup_client": False, "skipped_share": True,
+                                 "accuracy_gap": True, "heldout_accuracy_gaps": False,
+                                 "dropped_share": True}
 
 
 def test_quick_workload_takes_the_scenarios_digits_settings():
-    cfg = workload(quick=True)
-    assert (cfg.dataset, cfg.num_rounds, cfg.num_clients) == ("digits", 4, 10)
+    cfg = workload(quick=True, seed=7)
+    assert (cfg.dataset, cfg.num_rounds, cfg.num_clients, cfg.seed) == ("digits", 3, 6, 7)
     assert cfg.local_epochs == 5  # default.toml's [digits] table, not Fashion-MNIST's 1
+
+
+def test_arms_stepped_in_turns_train_as_each_would_alone(partition_cache, tmp_path):
+    base = RunConfig(num_rounds=2, num_clients=3, dataset="digits", partitioner="dirichlet",
+                     model="mlp", seed=3, device="cpu", results_dir=str(tmp_path))
+    skipping = base.with_keys({"skip.enabled": True, "skip.min-threshold": 0.0})
+    series = interleaved({"plain": base, "skip": skipping})
+    for cfg, name in ((base, "plain"), (skipping, "skip")):
+        alone = run_sequential_fedavg(cfg)
+        assert [r["accuracy"] for r in series[name]] == alone.accuracy
+    assert series["plain"][1]["skipped_share"] == 0.0
+    assert "dropped_share_measured_max" not in series["plain"][1]
+    assert 0.0 < series["skip"][1]["skipped_share"] < 1.0  # round 2 has a threshold
+    assert series["skip"][1]["dropped_share_measured_max"] <= 0.1 + 1e-9
+    assert np.isfinite(series["skip"][1]["selection_seconds"])
