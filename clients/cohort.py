@@ -5,14 +5,20 @@ Each client's message is rebuilt as it would arrive on its own SuperNode (its re
 packed ArrayRecords, its message type) and handed to the ClientApp with a Context of its own
 (its partition id; its state from the packed message, or the node's own ``context.state`` for
 a cohort of one), so the handlers and mods run exactly as in a deployment
-(``strategies.cohort`` packs and unpacks).
+(``strategies.cohort`` packs and unpacks). With ``reduce`` set (FedAvg-type strategies, training
+messages), the node replies with its clients' weighted sum instead of each reply
+(``strategies.reduction``).
 """
 
 from __future__ import annotations
 
 import logging
 
-from flwr.app import ConfigRecord, Context, Message, Metadata, RecordDict
+from flwr.app import ConfigRecord, Context, Error, Message, Metadata, RecordDict
+
+from fedlite.cohorts import virtual_node_id
+from strategies.reduction import reduce_replies
+from strategies.reply_check import spec_of
 
 COHORT_TYPE = "query.cohort"
 ERROR_CODE = 1  # a client's handler raised: reported as Flower reports ClientApp exceptions
@@ -23,7 +29,10 @@ log = logging.getLogger("flwr")
 def run_cohort(app, msg: Message, context: Context) -> Message:
     spec = msg.content.config_records["cohort"]
     carry = bool(spec["carry-state"])
+    reduce = bool(spec.get("reduce", False))
     out = RecordDict()
+    replies: list[tuple[int, Message | None, str | None]] = []  # what ``reduce`` sums
+    expected = None
     for client in spec["clients"]:
         refs = msg.content.config_records[f"refs.{client}"]
         prefix = f"in.{client}."
@@ -31,6 +40,8 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
                               if k.startswith(prefix)})
         for name, index in refs.items():
             content[name] = msg.content[f"arrays.{index}"]
+        if reduce and expected is None:
+            expected = spec_of(content["arrays"])  # every client was sent the same arrays
         if carry:
             prefix = f"state.{client}."
             state = RecordDict({k[len(prefix):]: v for k, v in msg.content.items()
@@ -45,18 +56,24 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
             reply = app(_client_message(msg, content, str(spec["message-type"])), client_context)
         except Exception as err:  # one client failing does not fail the others of its host
             log.exception("fedlite: client %d failed", client)
-            out[f"error.{client}"] = ConfigRecord({"code": ERROR_CODE,
-                                                   "reason": f"{type(err).__name__}: {err}"})
-            continue
-        if reply.has_error():
+            reply = Message(Error(ERROR_CODE, f"{type(err).__name__}: {err}"), reply_to=msg)
+            client_context = None  # its state stays as the driver last had it
+        if reduce:
+            replies.append((virtual_node_id(client), None, reply.error.reason)
+                           if reply.has_error() else (virtual_node_id(client), reply, None))
+        elif reply.has_error():
             out[f"error.{client}"] = ConfigRecord({"code": int(reply.error.code),
                                                    "reason": str(reply.error.reason)})
         else:
             for name, record in reply.content.items():
                 out[f"reply.{client}.{name}"] = record
-        if carry:
+        if carry and client_context is not None:
             for name, record in client_context.state.items():
                 out[f"state.{client}.{name}"] = record
+    if reduce:
+        for name, record in reduce_replies(replies, expected or {},
+                                           float(spec["max-examples"])).items():
+            out[f"reduced.{name}"] = record
     return Message(out, reply_to=msg)
 
 

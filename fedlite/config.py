@@ -74,6 +74,11 @@ class RunConfig:
     simulation_nodes: int = setting(0, "SuperNodes the federation has, each hosting about "
                                        "num-clients / this clients; 0 = one per client (fedlite "
                                        "run picks twice its Ray actors)")
+    # exact for those strategies' weighted mean (strategies.reduction); robust strategies and
+    # DP wrappers always get every client's reply
+    node_reduction: bool = setting(True, "in a cohort simulation, host nodes sum their clients' "
+                                         "training replies for FedAvg, FedAvgM, FedProx and "
+                                         "FedOpt-family strategies; false: every reply travels")
     node_wait_timeout: float = setting(120.0, "seconds to wait for the SuperNodes to register "
                                               "before round 1")
     round_timeout: float = setting(3600.0, "seconds a round waits for replies")

@@ -1,4 +1,8 @@
-"""A strategy wrapper that measures the real bytes on the wire and the replies of each round."""
+"""A strategy wrapper that measures the real bytes on the wire and the replies of each round.
+
+A host's summed reply (``strategies.reduction``) counts as the clients it stands for: their
+replies, failures and the bytes their own replies would have carried in a deployment.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+
+from strategies.reduction import reduced_count
 
 
 @dataclass
@@ -31,15 +37,22 @@ class RoundTraffic:
 
 
 def array_bytes(messages: Iterable[Message]) -> int:
-    """Bytes of every ArrayRecord in the messages, as Flower serializes them."""
-    return sum(record.count_bytes() for msg in messages if not msg.has_error()
-               for record in msg.content.array_records.values())
+    """Bytes of every ArrayRecord in the messages, as Flower serializes them (for a summed
+    reply, what its clients' replies carried)."""
+    total = 0
+    for msg in messages:
+        if msg.has_error():
+            continue
+        _, reduction = reduced_count(msg)
+        total += (int(reduction["bytes-up"]) if reduction is not None else
+                  sum(record.count_bytes() for record in msg.content.array_records.values()))
+    return total
 
 
 def array_messages(messages: Iterable[Message]) -> int:
     """How many of the messages carry arrays (Local's empty ArrayRecords do not count)."""
-    return sum(any(len(record) for record in msg.content.array_records.values())
-               for msg in messages if not msg.has_error())
+    return sum(reduced_count(msg)[0] for msg in messages if not msg.has_error()
+               and any(len(record) for record in msg.content.array_records.values()))
 
 
 COUNTS = ("num-examples", "samples-seen", "samples-backprop")
@@ -98,17 +111,22 @@ class Accounting(Strategy):
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         traffic = self._count_up(server_round, replies)
-        traffic.replies_failed += sum(msg.has_error() for msg in replies)
-        traffic.replies_ok += sum(not msg.has_error() for msg in replies)
+        reductions = [record for msg in replies if (record := reduced_count(msg)[1])]
+        traffic.replies_failed += (sum(msg.has_error() for msg in replies)
+                                   + sum(len(r["failed-nodes"]) for r in reductions))
+        traffic.replies_ok += sum(reduced_count(msg)[0] for msg in replies
+                                  if not msg.has_error())
         records = [record for msg in replies if not msg.has_error()
                    for record in msg.content.metric_records.values()]
         traffic.train_metrics = summarize_client_metrics(records)
         traffic.trained_accuracies = [float(r["trained-eval-accuracy"]) for r in records
                                       if "trained-eval-accuracy" in r]
-        errors = [msg for msg in replies if msg.has_error()]
+        errors = [(msg.metadata.src_node_id, msg.error.reason) for msg in replies
+                  if msg.has_error()]
+        errors += [pair for r in reductions
+                   for pair in zip(r["failed-nodes"], r["failed-reasons"], strict=True)]
         if errors and traffic.first_error is None:
-            traffic.first_error = (f"node {errors[0].metadata.src_node_id}: "
-                                   f"{errors[0].error.reason}")
+            traffic.first_error = f"node {errors[0][0]}: {errors[0][1]}"
         arrays, metrics = self.inner.aggregate_train(server_round, replies)
         traffic.strategy_train_metrics = dict(metrics or {})
         return arrays, metrics

@@ -16,6 +16,9 @@ in the SuperNode's own ``context.state``, on the client's machine, as in any Flo
 cohort simulation it lives here, in the driver, keyed by client, and travels to the host with
 the client's message and back with its reply: it follows its client exactly from round to round
 whichever Ray actor serves the host, and only the sampled clients' state moves in a round.
+
+With ``reduce`` (FedAvg-type strategies, ``strategies.reduction``) a host's training reply is
+its clients' weighted mean, presented to the strategy as one reply that stands for them all.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flwr.app import ArrayRecord, ConfigRecord, Error, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from clients.cohort import COHORT_TYPE, ERROR_CODE
 from fedlite.cohorts import client_of, host_of, virtual_node_id
 from strategies.grids import ForwardingGrid
+from strategies.reduction import RECORD
 
 
 HOST_QUERY = "query.partition"
@@ -60,13 +64,16 @@ class Transport:
 
 class CohortGrid(ForwardingGrid):
     def __init__(self, grid: Grid, hosts: dict[int, int], num_clients: int,
-                 carry_state: bool) -> None:
+                 carry_state: bool, reduce: bool = False, max_examples: float = 1e9) -> None:
         """``hosts``: real node id -> host index; ``carry_state``: client state travels with
-        the client's messages (a cohort simulation) rather than staying on its node."""
+        the client's messages (a cohort simulation) rather than staying on its node;
+        ``reduce``: hosts sum their clients' training replies, each checked against
+        ``max_examples`` as ``Validation`` checks it."""
         super().__init__(grid)
         self.node_of = {index: node for node, index in hosts.items()}
         self.num_hosts, self.num_clients = len(hosts), num_clients
         self.carry_state = carry_state
+        self.reduce, self.max_examples = reduce, max_examples
         self.states: dict[int, RecordDict] = {}
         self.transport = Transport()
 
@@ -129,9 +136,11 @@ class CohortGrid(ForwardingGrid):
             if self.carry_state:
                 for name, record in self.states.get(client, RecordDict()).items():
                     content[f"state.{client}.{name}"] = record
-        content["cohort"] = ConfigRecord({"clients": clients, "message-type": message_type,
-                                          "num-clients": self.num_clients,
-                                          "carry-state": self.carry_state})
+        content["cohort"] = ConfigRecord({
+            "clients": clients, "message-type": message_type, "num-clients": self.num_clients,
+            "carry-state": self.carry_state,
+            "reduce": self.reduce and message_type == MessageType.TRAIN,
+            "max-examples": float(self.max_examples)})
         return Message(content, dst_node_id=self.node_of[host], message_type=COHORT_TYPE)
 
     def unpack(self, reply: Message, group: list[Message]) -> list[Message]:
@@ -146,11 +155,16 @@ class CohortGrid(ForwardingGrid):
             if kind in records:
                 client, _, name = rest.partition(".")
                 records[kind].setdefault(int(client), RecordDict())[name] = record
-        out = []
         for msg in group:
             client = client_of(msg.metadata.dst_node_id)
             if self.carry_state and client in records["state"]:
                 self.states[client] = records["state"][client]
+        reduced = reply.content.get(f"reduced.{RECORD}")
+        if reduced is not None:
+            return self.reduced(reply, group, reduced)
+        out = []
+        for msg in group:
+            client = client_of(msg.metadata.dst_node_id)
             error = f"error.{client}"
             if error in reply.content:
                 failure = reply.content[error]
@@ -159,6 +173,21 @@ class CohortGrid(ForwardingGrid):
                 continue
             out.append(Message(records["reply"].get(client, RecordDict()), reply_to=msg))
         return out
+
+    @staticmethod
+    def reduced(reply: Message, group: list[Message], record: ConfigRecord) -> list[Message]:
+        """A host's summed reply, as one reply to its first client's message; with no good
+        reply to sum, one error per client (naming why each was left out)."""
+        prefix = "reduced."
+        content = RecordDict({k[len(prefix):]: v for k, v in reply.content.items()
+                              if k.startswith(prefix)})
+        if int(record["replies"]) > 0:
+            return [Message(content, reply_to=group[0])]
+        reasons = dict(zip(record["failed-nodes"], record["failed-reasons"], strict=True))
+        reasons |= {node: f"rejected on its host node: {reason}" for node, reason in
+                    zip(record["rejected-nodes"], record["rejected-reasons"], strict=True)}
+        return [Message(Error(ERROR_CODE, reasons.get(msg.metadata.dst_node_id, "no reply")),
+                        reply_to=msg) for msg in group]
 
 
 def _array_bytes(messages: Iterable[Message]) -> int:

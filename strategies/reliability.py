@@ -22,6 +22,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from strategies.reduction import reduced_count
+
 MINIMUMS = ("min_available_nodes", "min_train_nodes", "min_evaluate_nodes")
 
 log = logging.getLogger("flwr")
@@ -90,7 +92,7 @@ class Reliability(Strategy):
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
-        good = sum(not msg.has_error() for msg in replies)
+        good = sum(reduced_count(msg)[0] for msg in replies if not msg.has_error())
         if good < self.min_replies:
             self.skipped.add(server_round)
             log.warning("fedlite: round %d skipped: %d usable repl%s within round-timeout, "

@@ -30,6 +30,7 @@ from strategies.cohort import CohortGrid, host_indices
 from strategies.failure import RunFailed, failure_of
 from strategies.grids import PollingGrid
 from strategies.loading import load_strategy, nested
+from strategies.reduction import reducible
 from strategies.nodes import wait_for_nodes
 from strategies.reliability import Reliability, unwrap
 from strategies.validation import Validation
@@ -142,8 +143,11 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
     # One virtual node per client, listed and answered in client order: the same seed samples
     # the same clients and sums their replies in the same order, however many SuperNodes host
     # them (strategies.cohort).
+    cohorts = cfg.nodes < cfg.num_clients
+    reduce = cohorts and cfg.node_reduction and reducible(list(nested(unwrap(strategy))))
     grid = CohortGrid(grid, host_indices(grid, cfg.node_wait_timeout), cfg.num_clients,
-                      carry_state=cfg.nodes < cfg.num_clients)
+                      carry_state=cohorts, reduce=reduce,
+                      max_examples=len(data.dataset.train_y))
     # Flower's strategies sample with `random`, its DP wrappers draw noise from numpy's global
     # generator; a resume restores both
     random.seed(cfg.seed)
@@ -157,6 +161,9 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
         (recorder.dir / "model.txt").write_text(str(report) + "\n")
         log.info("fedlite: %s", report)
     log.info("fedlite: %d arrays travel, %d stay on the clients", len(wire), len(local))
+    if reduce:
+        log.info("fedlite: each of the %d host nodes sums its clients' training replies "
+                 "(node-reduction)", cfg.nodes)
 
     def round_end(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         arrays_np = {key: array.numpy() for key, array in arrays.items()}

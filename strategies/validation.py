@@ -14,7 +14,6 @@ wire in both directions (so the next round's replies match and the bytes stay th
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,12 +22,10 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-Spec = dict[str, tuple[tuple[int, ...], str]]  # key -> (shape, dtype) of what was sent
+from strategies.reduction import reduced_count
+from strategies.reply_check import Spec, problem, spec_of
+
 log = logging.getLogger("flwr")
-
-
-def spec_of(arrays: ArrayRecord) -> Spec:
-    return {key: (tuple(array.shape), str(array.dtype)) for key, array in arrays.items()}
 
 
 def cast_to(arrays: ArrayRecord, expected: Spec) -> ArrayRecord:
@@ -40,37 +37,12 @@ def cast_to(arrays: ArrayRecord, expected: Spec) -> ArrayRecord:
                         for k, a in arrays.items()})
 
 
-def problem(msg: Message, expected: Spec, max_examples: float,
-            arrays_key: str = "arrays", weight_key: str = "num-examples") -> str | None:
-    """Why a training reply must not be aggregated, or None if it is fine."""
-    content = msg.content
-    if arrays_key not in content.array_records:
-        return f"no ArrayRecord '{arrays_key}'"
-    arrays = content.array_records[arrays_key]
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing:
-        return f"missing keys {missing[:3]}{'...' if len(missing) > 3 else ''}"
-    if extra:
-        return f"unexpected keys {extra[:3]}{'...' if len(extra) > 3 else ''}"
-    for key, array in arrays.items():
-        shape, dtype = expected[key]
-        if tuple(array.shape) != shape:
-            return f"'{key}' has shape {tuple(array.shape)}, expected {shape}"
-        if str(array.dtype) != dtype:
-            return f"'{key}' has dtype {array.dtype}, expected {dtype}"
-        values = array.numpy()
-        if values.dtype.kind in "fc" and not np.isfinite(values).all():
-            return f"'{key}' holds NaN or Inf"
-    weights = [record[weight_key] for record in content.metric_records.values()
-               if weight_key in record]
-    if len(weights) != 1:
-        return f"{len(weights)} '{weight_key}' values, expected one"
-    weight = weights[0]
-    if isinstance(weight, list) or not math.isfinite(weight) or weight <= 0:
-        return f"'{weight_key}' = {weight!r} is not a positive number"
-    if weight > max_examples:
-        return f"'{weight_key}' = {weight:g} is more than the {max_examples:g} samples there are"
-    return None
+def host_rejections(msg: Message) -> list[tuple[int, str]]:
+    """The replies a host's summed reply left out as ``problem`` rejected them."""
+    _, record = reduced_count(msg)
+    if record is None:
+        return []
+    return list(zip(record["rejected-nodes"], record["rejected-reasons"], strict=True))
 
 
 class Validation(Strategy):
@@ -100,6 +72,10 @@ class Validation(Strategy):
         kept, rejected = [], self.rejected.setdefault(server_round, [])
         sent = self.sent.get(server_round, {})
         for msg in replies:
+            for node, reason in host_rejections(msg):  # checked on its host before summing
+                rejected.append((node, reason))
+                log.warning("fedlite: round %d: rejected the reply of node %d on its host: %s",
+                            server_round, node, reason)
             expected = sent.get(msg.metadata.src_node_id, self.model_spec)
             reason = None if msg.has_error() else problem(msg, expected, self.max_examples)
             if reason is None:

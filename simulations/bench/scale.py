@@ -2,7 +2,8 @@
 about 50 training samples a client at 1,000 and 5 at 10,000) with the small CNN.
 
 Side by side on the same clients and seeds: the cohort engine (``simulation-nodes = 0``: a few
-SuperNodes per Ray actor, each hosting a fixed share of the population), Flower's usual layout
+SuperNodes per Ray actor, each hosting a fixed share of the population, each summing its
+clients' replies), the same without node-side reduction, Flower's usual layout
 of one SuperNode per client (1,000 only: at 10,000 its start-up alone takes minutes), and a plain
 in-process loop over the same sampled clients (fedlite's own local round, torch on all cores,
 the weighted mean, central evaluation). Start-up is launch to the first record (the nodes are up
@@ -34,13 +35,14 @@ POPULATIONS = {False: (1000, 10000), True: (200, 2000)}  # full, quick
 PER_NODE_MAX = 1000  # Flower's one-SuperNode-per-client layout is run up to this population
 
 
-def config(population: int, quick: bool, nodes: int = 0) -> RunConfig:
+def config(population: int, quick: bool, nodes: int = 0, reduce: bool = True) -> RunConfig:
     # Fashion-MNIST's 60 000 training images over the population, a sixth of each held out
     return RunConfig.from_mapping({
         "dataset": "auto", "partitioner": "iid", "num-clients": population,
         "client-test-fraction": 1 / 6, "fraction-train": PER_ROUND / population,
         "model": "cnn", "num-rounds": 3 if quick else 6, "central-eval-size": 1000,
-        "node-wait-timeout": 900.0, "simulation-nodes": nodes, "plot": False,
+        "node-wait-timeout": 900.0, "simulation-nodes": nodes, "node-reduction": reduce,
+        "plot": False,
         "results-dir": "results/bench-runs", "run-name": f"scale-{population}"})
 
 
@@ -159,6 +161,9 @@ def run(quick: bool) -> dict[str, Any]:
         entry |= {"startup_seconds": cohort.pop("startup_seconds"),
                   "seconds_per_round": cohort.pop("seconds_per_round"),
                   "peak_rss_mb": cohort.pop("peak_rss_mb"), "cohort": cohort}
+        every_reply = engine_run(config(population, quick, reduce=False))
+        entry |= {"unreduced_seconds_per_round": every_reply["seconds_per_round"],
+                  "unreduced": every_reply}
         if population <= PER_NODE_MAX:
             per_node = engine_run(config(population, quick, nodes=population))
             entry |= {"per_node_seconds_per_round": per_node["seconds_per_round"],
@@ -178,6 +183,8 @@ def run(quick: bool) -> dict[str, Any]:
                           "peak_rss": all(p["peak_rss_mb"] <= 4096 for p in populations)},
             "definitions": {
                 "seconds_per_round": "cohort engine: median wall time of rounds 2..R",
+                "unreduced_seconds_per_round": "the same with node-reduction = false (every "
+                                               "client's reply travels to the driver)",
                 "loop_seconds_per_round": "plain in-process loop over the same sampled clients "
                                           "(torch on all cores): median of rounds 2..R",
                 "startup_seconds": "launch to the first record (nodes up, initial evaluation)",
@@ -188,7 +195,8 @@ def run(quick: bool) -> dict[str, Any]:
 def summary_line(record: dict[str, Any]) -> str:
     parts = []
     for p in record["populations"]:
-        text = (f"{p['clients']}: {p['seconds_per_round']:.2f} s/round vs loop "
+        text = (f"{p['clients']}: {p['seconds_per_round']:.2f} s/round (unreduced "
+                f"{p['unreduced_seconds_per_round']:.2f}) vs loop "
                 f"{p['loop_seconds_per_round']:.2f} ({p['round_ratio']:.2f}x), start-up "
                 f"{p['startup_seconds']:.1f} s, {p['peak_rss_mb']:.0f} MB")
         if "per_node_seconds_per_round" in p:

@@ -59,7 +59,9 @@ def final_arrays(summary: dict) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_cohorts_give_the_arrays_of_one_node_per_client(case, tmp_path, in_process):
     def run(nodes: int) -> dict:
+        # every reply travels: bit for bit (summed replies are allclose: test_reduction.py)
         return in_process(RunConfig.from_mapping({**BASE, **CASES[case], "simulation-nodes": nodes,
+                                                  "node-reduction": False,
                                                   "results-dir": str(tmp_path / str(nodes))}))
 
     per_node, cohorts = run(6), run(2)
