@@ -14,7 +14,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from strategies.reduction import reduced_count
+from strategies.reduction import left_out, reduced_count
 
 
 @dataclass
@@ -123,8 +123,7 @@ class Accounting(Strategy):
                                       if "trained-eval-accuracy" in r]
         errors = [(msg.metadata.src_node_id, msg.error.reason) for msg in replies
                   if msg.has_error()]
-        errors += [pair for r in reductions
-                   for pair in zip(r["failed-nodes"], r["failed-reasons"], strict=True)]
+        errors += [pair for r in reductions for pair in left_out(r, "failed")]
         if errors and traffic.first_error is None:
             traffic.first_error = f"node {errors[0][0]}: {errors[0][1]}"
         arrays, metrics = self.inner.aggregate_train(server_round, replies)

@@ -32,7 +32,7 @@ from flwr.serverapp import Grid
 from clients.cohort import COHORT_TYPE, ERROR_CODE
 from fedlite.cohorts import client_of, host_of, virtual_node_id
 from strategies.grids import ForwardingGrid
-from strategies.reduction import RECORD
+from strategies.reduction import RECORD, left_out
 
 
 HOST_QUERY = "query.partition"
@@ -183,9 +183,9 @@ class CohortGrid(ForwardingGrid):
                               if k.startswith(prefix)})
         if int(record["replies"]) > 0:
             return [Message(content, reply_to=group[0])]
-        reasons = dict(zip(record["failed-nodes"], record["failed-reasons"], strict=True))
-        reasons |= {node: f"rejected on its host node: {reason}" for node, reason in
-                    zip(record["rejected-nodes"], record["rejected-reasons"], strict=True)}
+        reasons = dict(left_out(record, "failed"))
+        reasons |= {node: f"rejected on its host node: {reason}"
+                    for node, reason in left_out(record, "rejected")}
         return [Message(Error(ERROR_CODE, reasons.get(msg.metadata.dst_node_id, "no reply")),
                         reply_to=msg) for msg in group]
 

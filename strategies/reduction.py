@@ -111,3 +111,9 @@ def reduced_count(msg: Message) -> tuple[int, ConfigRecord | None]:
         return 1, None
     record = msg.content.config_records[RECORD]
     return int(record["replies"]), record
+
+
+def left_out(record: ConfigRecord, kind: str) -> list[tuple[int, str]]:
+    """The (virtual node id, reason) pairs a summed reply left out: ``kind`` is ``"failed"``
+    or ``"rejected"``."""
+    return list(zip(record[f"{kind}-nodes"], record[f"{kind}-reasons"], strict=True))

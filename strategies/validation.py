@@ -22,7 +22,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from strategies.reduction import reduced_count
+from strategies.reduction import left_out, reduced_count
 from strategies.reply_check import Spec, problem, spec_of
 
 log = logging.getLogger("flwr")
@@ -42,7 +42,7 @@ def host_rejections(msg: Message) -> list[tuple[int, str]]:
     _, record = reduced_count(msg)
     if record is None:
         return []
-    return list(zip(record["rejected-nodes"], record["rejected-reasons"], strict=True))
+    return left_out(record, "rejected")
 
 
 class Validation(Strategy):
