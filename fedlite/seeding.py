@@ -18,6 +18,7 @@ class Stream(IntEnum):
     STUDENT_SHUFFLE = 1  # continual: the student's batch order
     AUGMENT = 2  # continual: sampling augmented prototype points
     VECTORS = 4  # continual: the initial augmentation vectors of new prototypes
+    PROBES = 5  # continual: the distilled student's feature probes around the prototypes
 
 
 def derive_seed(seed: int, *parts: int) -> int:

@@ -1,11 +1,18 @@
-"""Prototype augmentation in feature space: learnable bounded vectors (this method) and
-Gaussian noise (the PASS-style baseline).
+"""Prototype augmentation: learnable bounded vectors (this method) and Gaussian noise (the
+PASS-style baseline).
 
-Adaptive: each old prototype p_c owns M learnable vectors v; an augmented point is
-p_c + delta(v) with delta(v) = R * tanh(|v|) * v / |v|, so |delta| <= R always (the configured
-range). The vectors are fitted through the OLD task's head (embedding + classifier as they were
-when the task started): cross-entropy keeps every point in its class, and a spread term pushes
-points outward, so direction and size are learned (KR 10-2024-0141487, claims 4 and 5).
+Adaptive: each old prototype owns M learnable vectors v; an augmented point is
+b_c + delta(v) with delta(v) = R * tanh(|v|) * v / |v|, so |delta| <= R always (the configured
+range). As claimed (KR 10-2024-0141487, claims 4 and 5), b_c is the prototype's representation in
+the EMBEDDING space and the vectors are fitted through the OLD task's classifier: a hinge keeps
+every point in its class, and a spread term pushes points outward, so direction and size are
+learned. The classifier is linear, so each class's region of the embedding space is convex: a
+convex mix of a prototype's kept points is kept too. The feature-space variant (b_c = the
+embedding module's input, fitted through the old embedding module + classifier) is kept for the
+ablation only: there the old head is not linear and mixes may leave their class.
+
+Fitting runs once, at the task boundary (the old classifier does not change during a task),
+until ``keep`` of the points keep their class or the step budget runs out.
 """
 
 from __future__ import annotations
@@ -38,43 +45,60 @@ def init_vectors(count: int, per_class: int, dim: int, generator: torch.Generato
     return v / v.norm(dim=-1, keepdim=True) * float(torch.atanh(torch.tensor(0.5)))
 
 
-def fit_vectors(vectors: Tensor, memory: Prototypes, old_head: nn.Module, radius: float, *,
-                steps: int, lr: float, spread: float = 0.1) -> tuple[Tensor, dict[str, float]]:
-    """Adam on the vectors only; ``old_head(features) -> logits`` is frozen."""
+def label_kept(vectors: Tensor, base: Tensor, labels: Tensor, old_classifier: nn.Module,
+               radius: float) -> float:
+    """Share of the points base_c + delta(v) that the old classifier assigns to class c."""
+    with torch.no_grad():
+        points = (base[:, None, :] + bounded(vectors, radius)).reshape(-1, vectors.shape[-1])
+        expected = labels.repeat_interleave(vectors.shape[1])
+        return float((old_classifier(points).argmax(1) == expected).float().mean())
+
+
+def fit_vectors(vectors: Tensor, base: Tensor, labels: Tensor, old_classifier: nn.Module,
+                radius: float, *, steps: int, lr: float, keep: float, spread: float = 0.1,
+                min_steps: int = 20, check_every: int = 10) -> tuple[Tensor, dict[str, float]]:
+    """Adam on the vectors only (``old_classifier(points) -> logits`` is frozen): at least
+    ``min_steps`` steps (so direction and size are learned even where the random start already
+    keeps its class), then until ``keep`` of the points keep their label (checked every
+    ``check_every`` steps) or ``steps`` steps are spent."""
     v = vectors.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([v], lr=lr)
-    labels = memory.labels.repeat_interleave(v.shape[1])
-    for p in old_head.parameters():
+    expected = labels.repeat_interleave(v.shape[1])
+    for p in old_classifier.parameters():
         p.requires_grad_(False)
-    for _ in range(steps):
+    taken = 0
+    while taken < steps:
+        if taken >= min_steps and taken % check_every == 0 and \
+                label_kept(v.detach(), base, labels, old_classifier, radius) >= keep:
+            break
         delta = bounded(v, radius)
-        points = (memory.features[:, None, :] + delta).reshape(-1, v.shape[-1])
-        loss = keep_loss(old_head(points), labels) \
+        points = (base[:, None, :] + delta).reshape(-1, v.shape[-1])
+        loss = keep_loss(old_classifier(points), expected) \
             - spread * (delta.norm(dim=-1) / radius).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    with torch.no_grad():
-        delta = bounded(v, radius)
-        points = (memory.features[:, None, :] + delta).reshape(-1, v.shape[-1])
-        kept = float((old_head(points).argmax(1) == labels).float().mean())
-        reach = float((delta.norm(dim=-1) / radius).mean())
-    return v.detach(), {"continual-aug-label-kept": kept, "continual-aug-reach": reach}
+        taken += 1
+    v = v.detach()
+    reach = float((bounded(v, radius).norm(dim=-1) / radius).mean())
+    return v, {"continual-aug-label-kept": label_kept(v, base, labels, old_classifier, radius),
+               "continual-aug-reach": reach, "continual-aug-steps": float(taken)}
 
 
-def adaptive_points(memory: Prototypes, vectors: Tensor, radius: float, count: int,
+def adaptive_points(base: Tensor, labels: Tensor, vectors: Tensor, radius: float, count: int,
                     generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``count`` augmented points: a random prototype plus a random convex mix of two of its
-    learned offsets. A convex mix of points inside the ball stays inside it, and the mixing
-    gives a continuum of points instead of M fixed ones (a head fitted on a few fixed points
-    overfits them). Detached: the vectors learn only through the old classifier."""
+    """``count`` augmented points: a random prototype's ``base`` plus a random convex mix of
+    two of its learned offsets. A convex mix of points inside the ball stays inside it, and the
+    mixing gives a continuum of points instead of M fixed ones (a head fitted on a few fixed
+    points overfits them). The offsets are detached (the vectors learn only through the old
+    classifier); ``base`` may carry gradient (the current embedding of the prototypes)."""
     delta = bounded(vectors, radius).detach()
-    k = torch.randint(len(memory), (count,), generator=generator)
+    k = torch.randint(len(labels), (count,), generator=generator)
     i = torch.randint(vectors.shape[1], (count,), generator=generator)
     j = torch.randint(vectors.shape[1], (count,), generator=generator)
     a = torch.rand(count, 1, generator=generator)
     offsets = a * delta[k, i] + (1 - a) * delta[k, j]
-    return memory.features[k] + offsets, memory.labels[k]
+    return base[k] + offsets.to(base.device), labels[k]
 
 
 def gaussian_points(memory: Prototypes, radius: float, count: int,

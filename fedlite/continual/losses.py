@@ -1,10 +1,11 @@
 """Loss terms the training loop adds (``LossTerm``: ``(model, x, y, logits) -> Tensor``).
 
-``PrototypeReplay`` (first model): augmented old-class points go through the CURRENT embedding
-module and (grown) classifier next to the new-class batch; cross-entropy keeps old classes
-classifiable, and a supervised contrastive loss over the joint embedding pulls each class
-together and pushes classes apart (KR 10-2024-0141487, claim 7; the supervised contrastive
-loss of Khosla et al., https://arxiv.org/abs/2004.11362).
+``PrototypeReplay`` (first model): augmented old-class points (embeddings; feature vectors in the
+ablation, which then go through the CURRENT embedding module) meet the (grown) classifier next
+to the new-class batch; cross-entropy keeps old classes classifiable, and a supervised
+contrastive loss over the joint embedding pulls each class together and pushes classes apart
+(KR 10-2024-0141487, claim 7; the supervised contrastive loss of Khosla et al.,
+https://arxiv.org/abs/2004.11362).
 
 ``TwoTeacherKD`` (second model): teacher 1 = the first model's feature extractor/embedding
 (feature MSE + embedding cosine), teacher 2 = its classifier (KL at temperature T), on the
@@ -45,11 +46,19 @@ def supervised_contrastive(z: Tensor, labels: Tensor, temperature: float) -> Ten
     return -mean_log_prob.mean()
 
 
+def embed_points(model: Branch, points: Tensor, space: str) -> tuple[Tensor, Tensor]:
+    """(embedding, masked logits) of augmented points given in ``space``."""
+    if space == "embedding":
+        return points, model.mask(model.classifier(points))
+    return model.head(points)
+
+
 class PrototypeReplay:
     def __init__(self, points: PointSource | None, *, proto_weight: float, contrast_weight: float,
-                 temperature: float) -> None:
+                 temperature: float, space: str = "feature") -> None:
         self.points, self.proto_weight = points, proto_weight
         self.contrast_weight, self.temperature = contrast_weight, temperature
+        self.space = space
 
     def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
         _, z = model.cache
@@ -57,7 +66,7 @@ class PrototypeReplay:
         labels = y
         if self.points is not None:
             points, point_labels = self.points(len(y))
-            z_aug, logits_aug = model.head(points.to(z.device))
+            z_aug, logits_aug = embed_points(model, points.to(z.device), self.space)
             point_labels = point_labels.to(y.device)
             loss = loss + self.proto_weight * F.cross_entropy(logits_aug, point_labels)
             z, labels = torch.cat([z, z_aug]), torch.cat([y, point_labels])
@@ -78,29 +87,39 @@ def kl_at(student_logits: Tensor, teacher_logits: Tensor, seen: Tensor | None,
 
 
 class OldHeadKD:
-    """LwF-style distillation from the old head (frozen snapshot at the task start) on the old
-    classes' logits, for the new batch's features and for augmented old points: the embedding
-    module may adjust to the new task, but the old classes' decision regions move only as
-    far as the new classes need (the extractor is frozen, so features need no distillation).
-    The student's head gets the same term; it never reaches the student's extractor."""
+    """LwF-style distillation from the old classifier (frozen snapshot at the task start) on the
+    old classes' logits, for the new batch and for augmented old points: the embedding module
+    may adjust to the new task, but the old classes' decision regions move only as far as the
+    new classes need. In the embedding space the old classifier reads the current embeddings
+    (of the new batch's features and of the prototypes); in the feature-space ablation the old
+    head (old embedding module + classifier) reads the features. The copied student head gets
+    the same term; it never reaches the student's extractor."""
 
     def __init__(self, old_head: nn.Module, old: Tensor, points: PointSource | None, *,
-                 weight: float, temperature: float) -> None:
+                 weight: float, temperature: float, space: str = "feature") -> None:
         self.old_head, self.old, self.points = old_head, old, points
-        self.weight, self.temperature = weight, temperature
+        self.weight, self.temperature, self.space = weight, temperature, space
 
     def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
         f, _ = model.cache
-        f_all = f.detach()  # the head's term: a student's extractor learns by feature matching only
-        if self.points is not None:
-            f_all = torch.cat([f_all, self.points(len(y))[0].to(f.device)])
-        l_all = model.head(f_all)[1]
-        return self.weight * kl_at(l_all, self.old_logits(f_all), self.old, self.temperature)
+        f = f.detach()  # the head's term: a student's extractor learns by feature matching only
+        if self.space == "embedding":
+            inputs = model.embed(f)
+            if self.points is not None:
+                inputs = torch.cat([inputs, self.points(len(y))[0].to(f.device)])
+            current = model.mask(model.classifier(inputs))
+        else:
+            inputs = f
+            if self.points is not None:
+                inputs = torch.cat([inputs, self.points(len(y))[0].to(f.device)])
+            current = model.head(inputs)[1]
+        return self.weight * kl_at(current, self.old_logits(inputs.detach()), self.old,
+                                   self.temperature)
 
     @torch.no_grad()
-    def old_logits(self, features: Tensor) -> Tensor:
-        # The snapshot is taken on the CPU; it follows the features to the training device.
-        return self.old_head.to(features.device)(features)
+    def old_logits(self, inputs: Tensor) -> Tensor:
+        # The snapshot is taken on the CPU; it follows the inputs to the training device.
+        return self.old_head.to(inputs.device)(inputs)
 
 
 def relative_mse(student: Tensor, teacher: Tensor) -> Tensor:
@@ -109,8 +128,15 @@ def relative_mse(student: Tensor, teacher: Tensor) -> Tensor:
 
 
 class TwoTeacherKD:
-    def __init__(self, teacher: Branch, points: PointSource | None, temperature: float) -> None:
+    """``points``: augmented old-class points in ``space``; ``probes``: feature vectors around
+    the stored prototypes (embedding-space points skip the student's embedding module, so the
+    probes are what shows it the old classes' feature region, with the teacher's embedding and
+    logits there as targets)."""
+
+    def __init__(self, teacher: Branch, points: PointSource | None, temperature: float,
+                 space: str = "feature", probes: PointSource | None = None) -> None:
         self.teacher, self.points, self.temperature = teacher, points, temperature
+        self.space, self.probes = space, probes
 
     def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
         f_s, _ = model.cache
@@ -126,11 +152,18 @@ class TwoTeacherKD:
         loss = loss + (1 - F.cosine_similarity(z_s, z_t)).mean() \
             + kl_at(l_s, t_logits, model.seen, self.temperature)
         if self.points is not None:
-            points, _ = self.points(len(y))
-            points = points.to(x.device)
+            with torch.no_grad():  # the teacher's points: no gradient reaches the teacher
+                points = self.points(len(y))[0].to(x.device)
+                z_tp, l_tp = embed_points(self.teacher, points, self.space)
+            z_sp, l_sp = embed_points(model, points, self.space)
+            if self.space == "feature":  # embedding-space points are shared by both heads
+                loss = loss + (1 - F.cosine_similarity(z_sp, z_tp)).mean()
+            loss = loss + kl_at(l_sp, l_tp, model.seen, self.temperature)
+        if self.probes is not None:
+            probes = self.probes(len(y))[0].to(x.device)
             with torch.no_grad():
-                z_tp, l_tp = self.teacher.head(points)
-            z_sp, l_sp = model.head(points)
+                z_tp, l_tp = self.teacher.head(probes)
+            z_sp, l_sp = model.head(probes)
             loss = loss + (1 - F.cosine_similarity(z_sp, z_tp)).mean() \
                 + kl_at(l_sp, l_tp, model.seen, self.temperature)
         return loss

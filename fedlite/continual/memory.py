@@ -2,12 +2,13 @@
 from old data.
 
 The prototype is the REAL sample whose embedding lies nearest the class mean in embedding space
-(KR 10-2024-0141487, claim 3); memory keeps the sample and its representation: the feature
-vector (the embedding module's input, so an adjusted embedding module can re-embed it) and its
-embedding.
-The PASS-style baseline keeps the class mean of the features instead, and no sample. All of it
-lives in the client's ``state`` under ``continual/`` (a few KB a class: 128 + 64 floats and
-the sample, 784 floats for Fashion-MNIST).
+(KR 10-2024-0141487, claim 3); memory keeps the sample and its representation, the embedding
+(the space the augmentation vectors live in). The feature vector (the embedding module's input)
+is not stored for a real sample: the client has the sample and the extractor, and recomputes it
+when needed. The PASS-style baseline keeps the class mean of the features instead, and no sample.
+All of it lives in the client's ``state`` under ``continual/``; per class, for Fashion-MNIST and
+the continual CNN: the sample (784 floats), its embedding (64) and its label (the baseline:
+128 + 64 floats and the label).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from torch import Tensor
 from fedlite.continual.model import Branch
 
 PREFIX = "continual/"
-KEYS = ("proto-features", "proto-embeddings", "proto-labels")
+KEYS = ("proto-embeddings", "proto-labels")
+FEATURES = "proto-features"  # class-mean features (the PASS-style baseline only)
 SAMPLES = "proto-samples"  # the prototype inputs themselves (adaptive only)
 
 
@@ -48,7 +50,7 @@ def nearest_to_mean(embeddings: Tensor) -> int:
 
 @dataclass
 class Prototypes:
-    features: Tensor  # (K, feature_dim)
+    features: Tensor | None  # (K, feature_dim); None where samples stand for them
     embeddings: Tensor  # (K, embed_dim)
     labels: Tensor  # (K,) int64
     samples: Tensor | None = None  # (K, *input_shape): the real samples (None for PASS means)
@@ -57,15 +59,25 @@ class Prototypes:
         return len(self.labels)
 
 
+@dataclass(frozen=True)
+class Radii:
+    """The PASS radius sqrt(mean_k tr(Sigma_k) / D) of one task's classes, in the feature space
+    (the embedding module's input) and in the embedding space."""
+
+    feature: float
+    embedding: float
+
+
 def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int], *,
            class_mean: bool = False, device: torch.device | str = "cpu"
-           ) -> tuple[Prototypes, list[int], float]:
+           ) -> tuple[Prototypes, list[int], Radii]:
     """One prototype per class of ``classes`` that the data holds.
 
     Returns the prototypes, the classes that had no sample (the caller logs and counts them)
-    and the PASS radius sqrt(mean_k tr(Sigma_k) / D) of the features (0 without data).
+    and the PASS radii of the classes' features and embeddings (0 without data).
     """
-    feats, embeds, labels, missing, traces, samples = [], [], [], [], [], []
+    feats, embeds, labels, missing, samples = [], [], [], [], []
+    traces: dict[str, list[float]] = {"feature": [], "embedding": []}
     y = np.asarray(y)
     for c in classes:
         index = np.flatnonzero(y == c)
@@ -78,45 +90,67 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
             embeds.append(branch.embed(f.mean(0, keepdim=True).to(device)).detach().cpu()[0])
         else:
             j = nearest_to_mean(z)
-            feats.append(f[j])
             embeds.append(z[j])
             samples.append(torch.as_tensor(x[index[j]]))
         labels.append(int(c))
         if len(index) > 1:
-            traces.append(float(f.var(0, unbiased=True).sum()))
-    dim = branch.embed[0].in_features
-    radius = float(np.sqrt(np.mean(traces) / dim)) if traces else 0.0
+            traces["feature"].append(float(f.var(0, unbiased=True).sum()))
+            traces["embedding"].append(float(z.var(0, unbiased=True).sum()))
+    dims = {"feature": branch.embed[0].in_features, "embedding": branch.classifier.in_features}
+    radii = Radii(**{space: float(np.sqrt(np.mean(t) / dims[space])) if t else 0.0
+                     for space, t in traces.items()})
     if not labels:
-        empty = Prototypes(torch.zeros(0, dim), torch.zeros(0, branch.classifier.in_features),
-                           torch.zeros(0, dtype=torch.long))
-        return empty, missing, radius
-    return (Prototypes(torch.stack(feats), torch.stack(embeds), torch.tensor(labels),
-                       torch.stack(samples) if samples else None), missing, radius)
+        empty = Prototypes(torch.zeros(0, dims["feature"]) if class_mean else None,
+                           torch.zeros(0, dims["embedding"]), torch.zeros(0, dtype=torch.long))
+        return empty, missing, radii
+    return (Prototypes(torch.stack(feats) if class_mean else None, torch.stack(embeds),
+                       torch.tensor(labels), torch.stack(samples) if samples else None),
+            missing, radii)
 
 
 def load(state: MutableMapping[str, np.ndarray]) -> Prototypes | None:
     if PREFIX + "proto-labels" not in state:
         return None
-    f, z, y = (torch.as_tensor(state[PREFIX + k]) for k in KEYS)
-    samples = state.get(PREFIX + SAMPLES)
-    return Prototypes(f.float(), z.float(), y.long(),
+    z, y = (torch.as_tensor(state[PREFIX + k]) for k in KEYS)
+    features, samples = state.get(PREFIX + FEATURES), state.get(PREFIX + SAMPLES)
+    return Prototypes(None if features is None else torch.as_tensor(features).float(),
+                      z.float(), y.long(),
                       None if samples is None else torch.as_tensor(samples).float())
 
 
 def store(state: MutableMapping[str, np.ndarray], memory: Prototypes) -> None:
-    for key, value in zip(KEYS, (memory.features, memory.embeddings, memory.labels), strict=True):
+    for key, value in zip(KEYS, (memory.embeddings, memory.labels), strict=True):
         state[PREFIX + key] = value.detach().cpu().numpy().copy()
-    if memory.samples is not None:
-        state[PREFIX + SAMPLES] = memory.samples.detach().cpu().numpy().copy()
-    else:  # never leave samples that belong to another set of labels
-        state.pop(PREFIX + SAMPLES, None)
+    # never leave features or samples that belong to another set of labels
+    for key, value in ((FEATURES, memory.features), (SAMPLES, memory.samples)):
+        if value is not None:
+            state[PREFIX + key] = value.detach().cpu().numpy().copy()
+        else:
+            state.pop(PREFIX + key, None)
 
 
 def merge(old: Prototypes | None, new: Prototypes) -> Prototypes:
     if old is None or len(old) == 0:
         return new
-    both = old.samples is not None and new.samples is not None
-    return Prototypes(torch.cat([old.features, new.features]),
+
+    def both(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+        return torch.cat([a, b]) if a is not None and b is not None else None
+
+    return Prototypes(both(old.features, new.features),
                       torch.cat([old.embeddings, new.embeddings]),
-                      torch.cat([old.labels, new.labels]),
-                      torch.cat([old.samples, new.samples]) if both else None)
+                      torch.cat([old.labels, new.labels]), both(old.samples, new.samples))
+
+
+@torch.no_grad()
+def features_of(branch: Branch, memory: Prototypes) -> Tensor:
+    """The prototypes' feature vectors: stored (class means) or the samples' through the
+    branch's extractor as it is now (in eval mode; the extractor is frozen after task 0 by
+    default, and then these equal the features at the task boundary)."""
+    if memory.features is not None:
+        return memory.features
+    was = branch.training
+    branch.eval()
+    device = next(branch.parameters()).device
+    features = branch.features(memory.samples.to(device)).cpu()
+    branch.train(was)
+    return features

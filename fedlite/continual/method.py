@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from fedlite.continual import augment, memory as mem
-from fedlite.continual.client import adam, cross_boundary, old_head, reuse_head, task_data
+from fedlite.continual.client import (adam, bound, cross_boundary, old_head, reuse_head,
+                                      task_data)
 from fedlite.continual.evaluation import ContinualTracker
 from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD,
                                       freeze)
@@ -98,10 +99,15 @@ class Continual(Method):
                                       rnd.device, state)
         generator = torch.Generator().manual_seed(
             derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.AUGMENT))
-        points, kd_head = None, None
+        points, kd_head, space = None, None, "feature"
         memory = mem.load(state)
-        radius = _scalar(state.get(P + "radius", 0.0)) * s.radius_scale
         if s.method != "finetune" and task > 0:
+            space = "embedding" if s.method == "adaptive" else "feature"
+            if s.method == "adaptive":
+                space = s.augment_space
+            dim = (teacher.classifier.in_features if space == "embedding"
+                   else teacher.embed[0].in_features)
+            radius = augment_range(s, state, dim, space)
             if memory is None or len(memory) == 0 or radius <= 0:
                 log.warning("fedlite.continual: client %d has an empty prototype memory in task "
                             "%d: it trains without replay (counted in continual-empty-memory)",
@@ -111,16 +117,9 @@ class Continual(Method):
                 def points(n: int, m=memory, r=radius):
                     return augment.gaussian_points(m, r, n, generator)
             else:
-                bound = radius * float(np.sqrt(memory.features.shape[1]))
-                kd_head = old_head(teacher, state, plan.seen_classes(task - 1))
-                vectors, fit = augment.fit_vectors(torch.as_tensor(state[P + "vectors"]),
-                                                   memory, kd_head, bound, steps=s.augment_steps,
-                                                   lr=s.augment_lr)
-                state[P + "vectors"] = vectors.numpy()
-                metrics |= fit
-
-                def points(n: int, m=memory, v=vectors, r=bound):
-                    return augment.adaptive_points(m, v, r, n, generator)
+                kd_head = old_head(teacher, state, plan.seen_classes(task - 1), space)
+                points = adaptive_source(teacher, memory, torch.as_tensor(state[P + "vectors"]),
+                                         radius, space, generator)
             metrics["continual-memory-classes"] = float(0 if memory is None else len(memory))
         x, y = task_data(rnd.client.train_x, rnd.client.train_y, plan.tasks[task],
                          s.max_samples_per_class)
@@ -135,10 +134,10 @@ class Continual(Method):
             terms.append(PrototypeReplay(points, proto_weight=s.proto_weight,
                                          contrast_weight=s.contrast_weight
                                          if s.method == "adaptive" else 0.0,
-                                         temperature=s.contrast_temperature))
+                                         temperature=s.contrast_temperature, space=space))
         if s.method == "adaptive" and kd_head is not None and s.old_kd_weight > 0:
             terms.append(OldHeadKD(kd_head, kd_head.seen, points, weight=s.old_kd_weight,
-                                   temperature=s.kd_temperature))
+                                   temperature=s.kd_temperature, space=space))
         freeze(teacher.features, s.freeze_extractor and s.method != "finetune" and task > 0)
         rnd.cleanup.append(lambda: (freeze(teacher.features, False),
                                     freeze(student.features, False)))
@@ -146,7 +145,7 @@ class Continual(Method):
         rnd.loss_terms.extend(terms)
         rnd.metrics |= metrics
         if s.student:
-            rnd.after.append(lambda _: distil(s, rnd, model, points, terms, memory))
+            rnd.after.append(lambda _: distil(s, rnd, model, points, terms, memory, space))
 
         def mark_task(_: Any) -> dict[str, float]:
             state[P + "task"] = np.asarray([task])
@@ -155,17 +154,62 @@ class Continual(Method):
         rnd.after.append(mark_task)
 
 
+def augment_range(s: ContinualConfig, state, dim: int, space: str) -> float:
+    """PASS: the noise's standard deviation per dimension (radius-scale x the first task's
+    radius); adaptive: the offsets' largest norm (``client.bound``)."""
+    if s.method == "pass":
+        return bound(state, s, dim, space) / float(np.sqrt(dim))
+    return bound(state, s, dim, space)
+
+
+def adaptive_source(teacher, memory: mem.Prototypes, vectors: torch.Tensor, radius: float,
+                    space: str, generator: torch.Generator):
+    """Batch size -> augmented old-class points and labels. In the embedding space a point is
+    the prototype's CURRENT embedding (the embedding module adjusts during the task, claim 7,
+    and the gradient of the replay loss reaches it through the prototypes) plus a fitted
+    offset; in the feature space (ablation) the prototype's features plus an offset."""
+    features = mem.features_of(teacher, memory)
+
+    def points(n: int):
+        base = features.to(next(teacher.parameters()).device)
+        if space == "embedding":
+            base = teacher.embed(base)
+        return augment.adaptive_points(base, memory.labels, vectors, radius, n, generator)
+
+    return points
+
+
+def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory, space: str):
+    """The distilled student's view of the old classes' feature region (embedding-space
+    augmentation only): the prototypes' features plus Gaussian noise at the PASS radius, with
+    the teacher's outputs there as the targets; no label is claimed for them."""
+    if s.method != "adaptive" or s.student_head != "distilled" or space != "embedding" \
+            or memory is None or len(memory) == 0:
+        return None
+    dim = teacher.embed[0].in_features
+    radius = bound(rnd.state, s, dim, "feature") / float(np.sqrt(dim))
+    if radius <= 0:
+        return None
+    probes = mem.Prototypes(mem.features_of(teacher, memory), memory.embeddings, memory.labels)
+    generator = torch.Generator().manual_seed(
+        derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.PROBES))
+    return lambda n: augment.gaussian_points(probes, radius, n, generator)
+
+
 def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, terms,
-           memory) -> dict[str, float]:
+           memory, space: str) -> dict[str, float]:
     """The second model's round: distillation alone from the first model's two teachers (its
     feature extractor/embedding and its classifier)."""
     teacher, student = model.teacher, model.student
-    reuse_head(student, teacher)
-    kd = TwoTeacherKD(teacher, points if s.method != "finetune" else None, s.kd_temperature)
-    # The student's head (the teacher's, fine-tuned) keeps the same anchor to the old head.
-    student_terms = [kd, *(t for t in terms if isinstance(t, OldHeadKD))]
-    # Adaptive only: the baselines' students keep the recipe they were measured with.
     adaptive = s.method == "adaptive"
+    copied = not adaptive or s.student_head == "copied"
+    if copied:  # the baselines' students keep the recipe they were measured with
+        reuse_head(student, teacher)
+    kd = TwoTeacherKD(teacher, points if s.method != "finetune" else None, s.kd_temperature,
+                      space=space, probes=feature_probes(s, rnd, teacher, memory, space))
+    student_terms = [kd]
+    if copied:  # the copied head keeps the teacher's anchor to the old head
+        student_terms += [t for t in terms if isinstance(t, OldHeadKD)]
     if adaptive and memory is not None and memory.samples is not None \
             and s.student_anchor_weight > 0:
         student_terms.append(PrototypeAnchor(teacher, memory.samples, s.student_anchor_weight,
@@ -173,7 +217,7 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
     if adaptive and s.student_prox > 0:
         student_terms.append(ProximalTerm(list(student.features.parameters()), s.student_prox,
                                           mean=True))
-    head_scale = s.student_head_lr_scale if adaptive else 1.0
+    head_scale = s.student_head_lr_scale if adaptive and copied else 1.0
     # More epochs than the teacher: after the teacher's epochs the student's feature
     # regression is still underfit, and old-class inputs near the head's boundaries flip.
     settings = dataclasses.replace(

@@ -9,6 +9,8 @@ from fedlite.errors import require
 from fedlite.fields import setting
 
 METHODS = ("finetune", "pass", "adaptive")
+SPACES = ("embedding", "feature")
+STUDENT_HEADS = ("distilled", "copied")
 
 
 @dataclass(frozen=True)
@@ -17,8 +19,10 @@ class ContinualConfig:
 
     ``method``: ``finetune`` (no protection), ``pass`` (class-mean prototypes + Gaussian noise
     through the current head, PASS-style) or ``adaptive`` (nearest-real prototypes, learnable
-    bounded vectors fitted through the old classifier, joint supervised-contrastive embedding,
-    LwF-style distillation from the old head on the old classes' logits).
+    bounded vectors in the embedding space fitted through the old classifier, joint
+    supervised-contrastive embedding, LwF-style distillation from the old classifier on the old
+    classes' logits, and a smaller student distilled from the first model's two teachers).
+    ``augment-space = feature`` and ``student-head = copied`` are the ablations' departures.
     """
 
     enabled: bool = setting(False, "classes arrive in tasks of federated rounds")
@@ -27,10 +31,15 @@ class ContinualConfig:
     rounds_per_task: int = setting(2, "rounds per task; num-rounds = tasks x this")
     method: str = setting("adaptive", "finetune, pass or adaptive (prototype augmentation + "
                                       "distillation)")
-    freeze_extractor: bool = setting(True, "after task 0 only the embedding and classifier learn")
+    freeze_extractor: bool = setting(True, "after task 0 only the embedding and classifier learn "
+                                           "(fedlite's choice; the claims adjust the embedding)")
+    augment_space: str = setting("embedding", "adaptive: where prototypes are augmented: "
+                                              "embedding (as claimed) or feature (ablation)")
     radius_scale: float = setting(0.25, "augmentation range, in units of the PASS radius")
     vectors_per_class: int = setting(16, "learnable augmentation vectors per old prototype")
-    augment_steps: int = setting(20, "Adam steps on the vectors per round")
+    augment_steps: int = setting(300, "step budget for fitting the vectors at a task boundary")
+    augment_keep: float = setting(0.95, "fit the vectors until this share of augmented points "
+                                        "keeps its class under the old classifier")
     augment_lr: float = setting(0.05, "learning rate of the augmentation vectors")
     proto_weight: float = setting(2.0, "weight of cross-entropy on augmented old-class points")
     contrast_weight: float = setting(0.5, "weight of the supervised contrastive loss")
@@ -38,11 +47,14 @@ class ContinualConfig:
     old_kd_weight: float = setting(1.0, "adaptive: KL to the old head on old-class logits; 0 = "
                                         "off")
     student: bool = setting(True, "also distil a smaller student from two teachers")
+    student_head: str = setting("distilled", "adaptive: the student's embedding and classifier "
+                                             "learn by distillation (distilled) or start each "
+                                             "round as the teacher's (copied, ablation)")
     kd_temperature: float = setting(2.0, "distillation temperature")
     student_lr: float = setting(0.003, "the student's Adam learning rate")
     student_epochs_scale: int = setting(2, "the student's local epochs = local-epochs x this")
-    student_head_lr_scale: float = setting(0.1, "adaptive: the student's head learns at this "
-                                                "share")
+    student_head_lr_scale: float = setting(0.1, "student-head = copied: the copied head learns "
+                                                "at this share")
     student_anchor_weight: float = setting(1.0, "adaptive: student matches the teacher on "
                                                 "prototypes")
     student_prox: float = setting(100.0, "adaptive: pull of the student's extractor to its round "
@@ -55,6 +67,10 @@ class ContinualConfig:
             require(ok, f"continual.{key}", message)
 
         check(self.method in METHODS, "method", f"choose one of {', '.join(METHODS)}")
+        check(self.augment_space in SPACES, "augment-space", f"choose one of {', '.join(SPACES)}")
+        check(self.student_head in STUDENT_HEADS, "student-head",
+              f"choose one of {', '.join(STUDENT_HEADS)}")
+        check(0 < self.augment_keep <= 1, "augment-keep", "must be in (0, 1]")
         check(self.num_tasks >= 1, "num-tasks", "must be a positive integer")
         check(self.rounds_per_task >= 1, "rounds-per-task", "must be a positive integer")
         check(self.radius_scale > 0, "radius-scale", "must be > 0")

@@ -22,7 +22,7 @@ from fedlite.config import RunConfig
 from fedlite.continual.evaluation import ContinualTracker
 from fedlite.continual.model import ContinualNet
 from fedlite.data import FederatedData
-from fedlite.federation import data_for, run_sequential_fedavg
+from fedlite.federation import data_for, initial_model, run_sequential_fedavg, run_setup
 from simulations.bench.continual import workload
 from simulations.scenarios import parse_override
 
@@ -45,7 +45,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     cfg = RunConfig.from_mapping({**workload(False, "adaptive").to_flat(), "seed": seed,
                                   **overrides})
     data = data_for(cfg)
-    tracker = ContinualTracker(cfg, data)
+    tracker = ContinualTracker(cfg.section("continual"),
+                               run_setup(cfg, data, initial_model(cfg, data)))
     swaps: dict[str, float] = {}
 
     def after_round(model: ContinualNet, server_round: int) -> None:

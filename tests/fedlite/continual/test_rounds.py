@@ -119,13 +119,15 @@ def test_federated_tasks_build_memory_and_report_metrics(tmp_path, partition_cac
         metrics = tracker.round_metrics(model, server_round)
     state = states[0]
     # After task 2 began: one prototype per class of tasks 0 and 1, and nothing from old data
-    # beyond them (sample, features, embedding, label), the old head and the vectors.
+    # beyond them (sample, embedding, label), the old classifier and the vectors.
     assert sorted(state["continual/proto-labels"].tolist()) == [0, 1, 2, 3]
     assert state["continual/proto-samples"].shape == (4, 1, 8, 8)
     assert state["continual/vectors"].shape[:2] == (4, cfg.section("continual").vectors_per_class)
-    assert {k.split("/")[1] for k in state} == {"proto-samples", "proto-features",
-                                                 "proto-embeddings", "proto-labels", "radius",
-                                                 "vectors", "old-head", "task"}
+    assert {k.split("/")[1] for k in state} == {"proto-samples", "proto-embeddings",
+                                                 "proto-labels", "radius", "embed-radius",
+                                                 "vectors", "old-embedding-head", "task"}
+    # the old classifier only (10 classes x (64 + 1)), not the embedding module
+    assert sum(v.size for k, v in state.items() if "old-embedding-head" in k) == 650
     assert sum(v.nbytes for v in state.values()) < 200_000  # travels in context.state
     assert result.method_metrics["continual-memory-classes"] == 4
     assert set(metrics) >= {"accuracy", "continual/task-2-accuracy", "continual/forgetting",
@@ -273,3 +275,49 @@ def test_the_student_trains_for_its_own_number_of_epochs(tmp_path, partition_cac
     assert student_3 == 3 * student_1
     with pytest.raises(ConfigError, match="student-epochs-scale"):
         cfg_for(tmp_path, **{"continual.student-epochs-scale": 0})
+
+
+def _second_task_round(tmp_path, **keys):
+    """Two rounds of one client (tasks 0 and 1); returns the model after round 2's local
+    training, the global arrays it received and the round's metrics."""
+    # five epochs: the old classifier must classify the prototypes themselves for their
+    # neighbourhood to be keepable
+    cfg = cfg_for(tmp_path, **{"num-clients": 1, "continual.augment-steps": 300,
+                               "local-epochs": 5, **keys})
+    data = data_for(cfg)
+    model = initial_model(cfg, data)
+    state: dict = {}
+    local_round(model, data.client(0), cfg, 1, 0, "cpu", state)
+    received = state_arrays(model)
+    result = local_round(model, data.client(0), cfg, 2, 0, "cpu", state)
+    return model, received, result.method_metrics
+
+
+def test_vectors_fitted_at_the_boundary_keep_their_class(tmp_path, partition_cache):
+    for space in ("embedding", "feature"):
+        _, _, metrics = _second_task_round(tmp_path, **{"continual.augment-space": space})
+        assert metrics["continual-aug-label-kept"] >= 0.95, (space, metrics)
+        assert 20 <= metrics["continual-aug-steps"] <= 300
+
+
+def test_the_distilled_student_keeps_its_own_head(tmp_path, partition_cache):
+    """student-head = distilled: the student's embedding module and classifier learn from the
+    teacher's outputs, starting from the student's own received arrays; copied: they start as
+    the teacher's."""
+    for head, copied in (("distilled", False), ("copied", True)):
+        model, received, _ = _second_task_round(tmp_path, **{"continual.student-head": head})
+        start = received["student.classifier.weight"]
+        teacher = model.teacher.classifier.weight.detach().numpy()  # as the teacher ended
+        after = model.student.classifier.weight.detach().numpy()
+        own = np.abs(after - start).mean()
+        taken = np.abs(after - teacher).mean()
+        assert (taken < own) == copied, (head, own, taken)
+
+
+def test_bad_augment_space_and_student_head_name_their_key(tmp_path):
+    with pytest.raises(ConfigError, match="continual.augment-space"):
+        cfg_for(tmp_path, **{"continual.augment-space": "pixels"})
+    with pytest.raises(ConfigError, match="continual.student-head"):
+        cfg_for(tmp_path, **{"continual.student-head": "borrowed"})
+    with pytest.raises(ConfigError, match="continual.augment-keep"):
+        cfg_for(tmp_path, **{"continual.augment-keep": 1.5})
