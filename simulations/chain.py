@@ -65,17 +65,19 @@ def run_chain(cfg: RunConfig, *, teacher: str, teacher_model: str, models: list[
 
 
 def run_progressive(cfg: RunConfig, *, teacher: str, teacher_model: str, plan: Any,
-                    run_one: RunOne, cost: Cost,
-                    teacher_accuracy: float | None = None) -> list[dict[str, Any]]:
+                    run_one: RunOne, cost: Cost, teacher_accuracy: float | None = None,
+                    teacher_cost: tuple[float, int] | None = None) -> list[dict[str, Any]]:
     """The claim-8 chain: at least one intermediate, then one more while ``next_network``
     (``fedlite.train.fsp.selection``, on each finished run's accuracy and ``cost``) says so,
-    then the target. Each summary also says why its network was trained (``chosen-because``)."""
+    then the target. ``teacher_cost`` (its run's cost and rounds, when measured) lets the
+    budget be checked before the first run. Each summary also says why its network was
+    trained (``chosen-because``)."""
     from fedlite.train.fsp import Measured, checkpoint_path, next_network
 
     checkpoint_path(teacher)
     check_stages(cfg, "an intermediate", plan.intermediate_rounds)
     check_stages(cfg, plan.target, plan.target_rounds)
-    done = [Measured(teacher_model, teacher_accuracy)]
+    done = [Measured(teacher_model, teacher_accuracy, *(teacher_cost or (None, 0)))]
     runs: list[dict[str, Any]] = []
     while True:
         step = next_network(done, plan)
@@ -144,16 +146,20 @@ def chain_plan(args: argparse.Namespace, cfg: RunConfig) -> tuple[Any, Cost]:
     return plan, cost
 
 
-def teacher_accuracy(args: argparse.Namespace) -> float | None:
-    """--teacher-accuracy, else the teacher run's last recorded accuracy."""
+def teacher_record(args: argparse.Namespace) -> dict[str, Any]:
+    """What the teacher's run recorded: its last accuracy (--teacher-accuracy wins) and its
+    seconds and rounds, the first measured cost; nothing for a bare .npz."""
     from pathlib import Path
 
     from fedlite.records import read_rounds
 
-    if args.teacher_accuracy is not None or not (Path(args.teacher) / "rounds.jsonl").is_file():
-        return args.teacher_accuracy
-    return next((r["accuracy"] for r in reversed(read_rounds(args.teacher))
-                 if r.get("accuracy") is not None), None)
+    rounds = [r for r in read_rounds(args.teacher) if r.get("round", 0) >= 1] \
+        if (Path(args.teacher) / "rounds.jsonl").is_file() else []
+    accuracy = next((r["accuracy"] for r in reversed(rounds) if r.get("accuracy") is not None),
+                    None)
+    cost = (sum(r.get("seconds", 0.0) for r in rounds), len(rounds)) if rounds else None
+    return {"teacher_accuracy": args.teacher_accuracy if args.teacher_accuracy is not None
+            else accuracy, "teacher_cost": None if args.budget_rounds else cost}
 
 
 def chain_error(args: argparse.Namespace, err: Exception) -> str:
@@ -198,8 +204,7 @@ def main(args: argparse.Namespace) -> int:
     elif args.target:
         plan, cost = chain_plan(args, cfg)
         try:
-            runs = run_progressive(cfg, plan=plan, cost=cost,
-                                   teacher_accuracy=teacher_accuracy(args), **common)
+            runs = run_progressive(cfg, plan=plan, cost=cost, **teacher_record(args), **common)
         except ChainError as err:
             raise ConfigError(chain_error(args, err)) from None
     else:
