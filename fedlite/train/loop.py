@@ -124,7 +124,9 @@ def _epochs(model: nn.Module, x: Tensor, y: Tensor, settings: TrainSettings,
             optimizer: Optimizer) -> tuple[float, float, float, float]:
     """The local epochs: (loss sum, correct, samples seen, samples backpropagated)."""
     generator = torch.Generator().manual_seed(settings.seed)
-    listeners = [part for part in (*loss_terms, *callbacks) if hasattr(part, "on_batch")]
+    # once each, though a part may be both a loss term and a callback (FSP's term is)
+    listeners = list({id(part): part for part in (*loss_terms, *callbacks)
+                      if hasattr(part, "on_batch")}.values())
     size = settings.batch_size
     loss_sum = correct = seen = backprop = 0.0
     for epoch in range(settings.epochs):

@@ -15,7 +15,9 @@ the teacher's matrices, as with ``fsp.cache-teacher = false``.
 
 A cache is found again by the teacher object (one per checkpoint, mtime, architecture and
 device: ``fedlite.train.fsp.teacher``) and the client's training set (client id, sample count
-and a hash of its bytes), so it never serves another run's data.
+and a hash of its bytes), so it never serves another run's data. The indices are into the
+training set as FSP attaches to the round: a method of one's own that narrows ``x`` must come
+before FSP in the method table (fedlite's own that do, continual learning, refuse FSP).
 """
 
 from __future__ import annotations
