@@ -60,7 +60,7 @@ def test_stage_1_runs_the_schedule_at_fsp_lr_and_stage_2_restarts_it():
     stage1 = [0.001 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
     stage2 = [0.1 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
     assert [lr_of(cosine, r) for r in range(1, 11)] == pytest.approx(stage1 + stage2)
-    # constant: fsp.lr, then lr-decay restarted, as before schedules existed
+    # constant: fsp.lr, then lr-decay restarted
     constant = step.with_keys({"lr-schedule": "constant", "lr-decay": 0.5})
     assert [lr_of(constant, r) for r in (1, 2, 3, 4)] == [0.001, 0.001, 0.1, 0.05]
     # FSP off: the run's own schedule over all its rounds
