@@ -18,6 +18,7 @@ from typing import Any
 from fedlite.errors import ConfigError, require
 from fedlite.fields import Key, coerce, keys_of, setting
 from fedlite.methods import table
+from fedlite.schedule import SCHEDULES, LrSchedule
 
 DATASETS = ("auto", "digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "shakespeare")
 HF_PREFIX = "hf:"  # hf:<name>: any Hugging Face image-classification dataset
@@ -113,6 +114,9 @@ class RunConfig:
     batch_size: int = setting(32, "mini-batch size")
     lr: float = setting(0.05, "SGD learning rate in round 1")
     lr_decay: float = setting(1.0, "per-round factor on lr (1 = constant)")
+    lr_schedule: str = setting("constant", "constant, step (x0.1 at 50 % and 75 % of the rounds) "
+                                           "or cosine (annealed over the rounds); lr-decay "
+                                           "multiplies on top")
     momentum: float = setting(0.9, "SGD momentum")
     weight_decay: float = setting(0.0, "SGD weight decay")
     clip_grad_norm: float = setting(0.0, "max global gradient norm per step; 0 = no clipping")
@@ -169,6 +173,8 @@ class RunConfig:
         require(self.batch_size >= 1, "batch-size", "must be a positive integer")
         require(self.lr > 0, "lr", "must be > 0")
         require(0 < self.lr_decay <= 1, "lr-decay", "must be in (0, 1] (per-round factor)")
+        require(self.lr_schedule in SCHEDULES, "lr-schedule",
+                f"choose one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
         require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
         require(self.weight_decay >= 0, "weight-decay", "must be >= 0")
         require(self.clip_grad_norm >= 0, "clip-grad-norm", "must be >= 0 (0 = no clipping)")
@@ -205,8 +211,13 @@ class RunConfig:
         return self.simulation_nodes or self.num_clients
 
     def lr_at(self, server_round: int) -> float:
-        """Learning rate for a round: ``lr * lr_decay ** (round - 1)``."""
-        return self.lr * self.lr_decay ** (server_round - 1)
+        """Learning rate for a round: ``lr * lr_decay ** (round - 1)`` times the schedule's
+        factor over ``num-rounds`` (1 for ``constant``)."""
+        return self.rates()(server_round)
+
+    def rates(self) -> LrSchedule:
+        """The run's learning-rate schedule over its ``num-rounds`` rounds."""
+        return LrSchedule(self.lr, self.num_rounds, self.lr_schedule, self.lr_decay)
 
     # -- conversion -------------------------------------------------------------------------
     @classmethod

@@ -105,7 +105,7 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
                       server_round=server_round, client_id=client_id, num_rounds=cfg.num_rounds,
                       num_clients=cfg.num_clients, seed=cfg.seed, device=device,
                       state={} if state is None else state, settings=settings,
-                      lr_at=cfg.lr_at, config=dict(config or {}),
+                      lr_at=cfg.rates(), config=dict(config or {}),
                       wire_keys=frozenset(wire_keys))
     try:
         for method, method_settings in table.active(cfg):

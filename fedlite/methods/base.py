@@ -59,7 +59,8 @@ class ClientRound:
     device: Any
     state: MutableMapping[str, np.ndarray]
     settings: Any  # fedlite.train.TrainSettings
-    lr_at: Callable[[int], float]  # the run's learning-rate schedule, by round
+    # the run's learning-rate schedule, by round (fedlite.schedule.LrSchedule: restartable)
+    lr_at: Callable[[int], float]
     config: Mapping[str, Any] = field(default_factory=dict)  # the server's train ConfigRecord
     wire_keys: frozenset[str] = frozenset()  # state-dict keys received from the server
     gate: Any = None

@@ -6,7 +6,9 @@ Attachment points:
   logits of every batch it let through (``observe``);
 - loss terms (``LossTerm``) add to, or with ``task_loss=False`` replace, cross-entropy
   (FSP and prototype distillation);
-- callbacks (``Callback``) run at the end of each epoch and of the round.
+- callbacks (``Callback``) run at the end of each epoch and of the round;
+- a loss term or callback with ``on_batch(index)`` learns which training samples each batch
+  holds (``BatchIndex``), e.g. to look up per-sample values computed in an earlier epoch.
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ class Callback(Protocol):
     def on_round_end(self) -> dict[str, float]: ...
 
 
+class BatchIndex(Protocol):
+    def on_batch(self, index: Tensor | None) -> None:
+        """Before each batch's forward: its samples' indices into the training set, or None
+        when a gate rewrites the stream (which samples a batch holds is then its own)."""
+
+
 def batches(x: Tensor, y: Tensor, batch_size: int, order: Tensor) -> Iterator[Batch]:
     """Mini-batches, in ``order``, of tensors already on the training device."""
     order = order.to(x.device)
@@ -116,12 +124,20 @@ def _epochs(model: nn.Module, x: Tensor, y: Tensor, settings: TrainSettings,
             optimizer: Optimizer) -> tuple[float, float, float, float]:
     """The local epochs: (loss sum, correct, samples seen, samples backpropagated)."""
     generator = torch.Generator().manual_seed(settings.seed)
+    # once each, though a part may be both a loss term and a callback (FSP's term is)
+    listeners = list({id(part): part for part in (*loss_terms, *callbacks)
+                      if hasattr(part, "on_batch")}.values())
+    size = settings.batch_size
     loss_sum = correct = seen = backprop = 0.0
     for epoch in range(settings.epochs):
         order = torch.randperm(len(y), generator=generator)
-        counter = _SampleCounter(batches(x, y, settings.batch_size, order))
+        counter = _SampleCounter(batches(x, y, size, order))
         stream: Iterable[Batch] = counter if gate is None else gate.filter(model, counter, order)
-        for xb, yb in stream:
+        for step, (xb, yb) in enumerate(stream):
+            if listeners:  # without a gate, batch k is order[k*size:(k+1)*size]
+                index = None if gate is not None else order[step * size:(step + 1) * size]
+                for listener in listeners:
+                    listener.on_batch(index)
             logits = model(xb)
             if gate is not None:
                 gate.observe(yb, logits.detach())

@@ -1,13 +1,16 @@
-"""FSP progressive transfer: the target trained from random init vs the progressive chain
-(trained resnet8 teacher -> resnet14 -> target), same clients, data and seeds, every run on
-Flower's simulation engine.
+"""FSP progressive transfer under the paper's protocol (Yim et al., CVPR 2017): does a trained
+small teacher let the target reach its full-schedule accuracy on a schedule a third as long?
 
-Sized for 2 CPU cores (the full run in about 30 minutes): 10 clients, Dirichlet alpha=0.5 on
-Fashion-MNIST, each client training on a seeded subset of CLIENT_TRAIN_SIZE of its samples for
-2 local epochs (about 60 steps a round: the ResNets learn little from fewer); the target is
-resnet20 (resnet26 trains about 1.3x slower per sample and would not fit). The teacher's own
-training is reported apart: it is a finished model the chain starts from, the way the paper's
-teacher is.
+Four arms on the same clients, data and seeds, every run on Flower's simulation engine, every
+schedule stepping x0.1 at 50 % and 75 % of its rounds (``lr-schedule = "step"``):
+(a) the target from scratch, full schedule (R rounds);
+(b) the target from scratch, compressed schedule (R/3 rounds);
+(c) FSP direct: stage 1 from the teacher with cached matrices, then R/3 compressed rounds;
+(d) the claim-8 chain (KR 10-2063377): intermediates chosen as it runs
+    (``fedlite.train.fsp.selection``), every network on the compressed schedule.
+The teacher (trained apart on the full schedule) is not counted. ``client_seconds_fraction``
+of (c) and (d) is all their client seconds (stage 1 and 2, every chain network) over (a)'s.
+Stage 1 is also run once without the matrix cache, for its seconds with and without it.
 """
 
 from __future__ import annotations
@@ -16,30 +19,44 @@ from pathlib import Path
 from typing import Any
 
 from fedlite.config import RunConfig
-from simulations.chain import run_chain
+from simulations.chain import run_progressive
 from simulations.engine import Resources, simulate
 
-TARGET_MODEL, INTERMEDIATES, TEACHER_MODEL = "resnet20", ["resnet14"], "resnet8"
-# the direct arm's stage 1: 3 Adam rounds beat 1 on held-out seed 1 (docs/experiments/fsp.md)
-DIRECT_STAGE1_ROUNDS = 3
-CLIENT_TRAIN_SIZE = 1000
+# The workload, to be chosen from the scratch curves (arm (a) must beat the trained teacher
+# clearly) before any FSP arm counts; these are the sizes of the earlier constant-rate runs.
+DATASET, CLIENTS, CLIENT_TRAIN_SIZE, LOCAL_EPOCHS = "fashion-mnist", 10, 1000, 2
+TARGET_MODEL, TEACHER_MODEL = "resnet20", "resnet8"
+FULL_ROUNDS = 12  # R: arm (a) and the teacher
+COMPRESSED_ROUNDS = FULL_ROUNDS // 3  # R/3: arms (b), (c), (d), per network
+# stage 1 with Adam at 1e-3: 3 rounds beat 1 on held-out seed 1 (docs/experiments/fsp.md)
+STAGE1_ROUNDS = 3
+# the chain's client-second budget as a share of (a)'s; None: no time budget, the accuracies
+# alone decide. Each network's stage 1 + R/3 rounds make resnet8 -> 14 -> 20 cost about (a)'s.
+CHAIN_BUDGET: float | None = 1.0
+HELD_OUT_SEEDS = (1, 2)
 PNG = Path("docs/benchmarks/fsp.png")
+GOAL = {"accuracy_gap_to_full_max": 0.005, "gain_over_compressed_min": 0.02,
+        "client_seconds_fraction_max": 0.5}
 
 
 def workload(quick: bool) -> dict[str, Any]:
-    base = {"dataset": "fashion-mnist", "num-clients": 10, "partitioner": "dirichlet",
-            "dirichlet-alpha": 0.5, "client-train-size": CLIENT_TRAIN_SIZE, "local-epochs": 2,
-            "batch-size": 32, "lr": 0.05, "momentum": 0.9, "central-eval-size": 1000,
+    base = {"dataset": DATASET, "num-clients": CLIENTS, "partitioner": "dirichlet",
+            "dirichlet-alpha": 0.5, "client-train-size": CLIENT_TRAIN_SIZE,
+            "local-epochs": LOCAL_EPOCHS, "batch-size": 32, "lr": 0.05, "momentum": 0.9,
+            "lr-schedule": "step", "central-eval-size": 1000,
             "results-dir": "results/bench-runs", "run-name": "bench-fsp", "seed": 0,
             # Adam for stage 1: with SGD at 0.01 a resnet20 student's FSP loss stays high and
             # its head start is gone within 150 steps (central probe, docs/experiments/fsp.md)
-            "fsp.stage1-rounds": 1, "fsp.optimizer": "adam", "fsp.lr": 0.001}
-    rounds = {"teacher": 12, "target": 12, "intermediate": 2}
-    if quick:  # scikit-learn digits (8x8): the same code path in about a minute
+            "fsp.stage1-rounds": STAGE1_ROUNDS, "fsp.optimizer": "adam", "fsp.lr": 0.001}
+    rounds = {"full": FULL_ROUNDS, "compressed": COMPRESSED_ROUNDS, "stage1": STAGE1_ROUNDS}
+    seeds, budget = (0, *HELD_OUT_SEEDS), CHAIN_BUDGET
+    if quick:  # scikit-learn digits (8x8): every arm's code path in a few minutes
         base |= {"dataset": "digits", "num-clients": 4, "client-train-size": 0,
-                 "central-eval-size": 0}
-        rounds = {"teacher": 3, "target": 3, "intermediate": 2}
-    return {"config": RunConfig.from_mapping(base), "rounds": rounds}
+                 "central-eval-size": 0, "fsp.stage1-rounds": 1}
+        # no time budget: a tiny chain's stage 1 outweighs 3 rounds, and the path is the point
+        rounds, seeds, budget = {"full": 3, "compressed": 1, "stage1": 1}, (0,), None
+    return {"config": RunConfig.from_mapping(base), "rounds": rounds, "seeds": seeds,
+            "chain_budget": budget}
 
 
 def measure(lines: list[dict[str, Any]]) -> dict[str, list]:
@@ -55,144 +72,174 @@ def measure(lines: list[dict[str, Any]]) -> dict[str, list]:
 def simulated(cfg: RunConfig, store: list[dict[str, Any]]) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     summary = simulate(cfg, Resources(num_cpus=1), on_round=lines.append)
-    store.append({"model": cfg.model, "series": measure(lines)})
+    store.append({"model": cfg.model, "rounds": cfg.num_rounds, "series": measure(lines)})
     return summary
-
-
-def first_round(accuracy: list[float], target: float) -> int | None:
-    return next((i + 1 for i, a in enumerate(accuracy) if a is not None and a >= target), None)
 
 
 def total(values: list[float]) -> float:
     return round(sum(values), 2)
 
 
-def reach(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
-    """Rounds and seconds until the last network first reaches ``target``, counting every
-    round of the networks before it; None when it never does."""
-    before, last = runs[:-1], runs[-1]["series"]
-    hit = first_round(last["accuracy"], target)
-    out: dict[str, Any] = {"rounds_to_target": None if hit is None else hit + sum(
-        len(r["series"]["accuracy"]) for r in before)}
-    for key in ("client_seconds", "wall_seconds"):
-        out[f"{key}_to_target"] = None if hit is None else total(
-            [s for r in before for s in r["series"][key]] + last[key][:hit])
-    return out
+def client_seconds(runs: list[dict[str, Any]]) -> float:
+    """Every round of every network of an arm."""
+    return total([s for run in runs for s in run["series"]["client_seconds"]])
 
 
-def fraction_of_scratch(reached: dict[str, Any], hit_scratch: int | None,
-                        scratch_seconds: dict[str, float | None]) -> dict[str, float]:
-    if not (hit_scratch and reached["rounds_to_target"]):
-        return {}
-    return {"rounds_fraction": round(reached["rounds_to_target"] / hit_scratch, 4),
-            "client_seconds_fraction": round(reached["client_seconds_to_target"]
-                                             / scratch_seconds["client_seconds"], 4)}
+def stage1_seconds(run: dict[str, Any]) -> float:
+    series = run["series"]
+    return total([s for s, stage in zip(series["client_seconds"], series["stage"], strict=True)
+                  if stage == 1])
+
+
+def final(runs: list[dict[str, Any]]) -> float | None:
+    return runs[-1]["series"]["accuracy"][-1]
+
+
+def fraction(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def arms(cfg: RunConfig, work: dict[str, Any], teacher: dict[str, Any]) -> dict[str, Any]:
+    """Arms (a)-(d) for one seed, from a trained teacher (its summary, run and accuracy)."""
+    rounds = work["rounds"]
+    full, compressed, stage1 = rounds["full"], rounds["compressed"], rounds["stage1"]
+    target = cfg.with_keys({"model": TARGET_MODEL, "fsp.stage1-rounds": stage1})
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in
+                                             ("scratch_full", "scratch_compressed", "direct",
+                                              "chain", "direct_uncached")}
+    simulated(target.with_keys({"num-rounds": full, "run-name": "bench-fsp-full"}),
+              runs["scratch_full"])
+    simulated(target.with_keys({"num-rounds": compressed, "run-name": "bench-fsp-compressed"}),
+              runs["scratch_compressed"])
+    fsp = {"fsp.teacher": teacher["run-dir"], "fsp.teacher-model": TEACHER_MODEL,
+           "num-rounds": stage1 + compressed}
+    simulated(target.with_keys({**fsp, "run-name": "bench-fsp-direct"}), runs["direct"])
+    # the same stage 1 recomputing the teacher's matrices, and one stage-2 round (required)
+    simulated(target.with_keys({**fsp, "num-rounds": stage1 + 1, "fsp.cache-teacher": False,
+                                "run-name": "bench-fsp-uncached"}), runs["direct_uncached"])
+    scratch_seconds = client_seconds(runs["scratch_full"])
+    budget = None if work["chain_budget"] is None else work["chain_budget"] * scratch_seconds
+    result: dict[str, Any] = {"chain": chain_arm(target, stage1 + compressed, teacher, budget,
+                                                 runs["chain"])}
+    result |= {
+        "seed": cfg.seed, "teacher_accuracy": teacher["accuracy"],
+        "scratch_full_accuracy": final(runs["scratch_full"]),
+        "scratch_compressed_accuracy": final(runs["scratch_compressed"]),
+        "fsp_direct_accuracy": final(runs["direct"]),
+        "chain_accuracy": final(runs["chain"]) if runs["chain"] else None,
+        "client_seconds": {name: client_seconds(arm) for name, arm in runs.items()},
+        "client_seconds_fraction": {
+            "direct": fraction(client_seconds(runs["direct"]), scratch_seconds),
+            "chain": fraction(client_seconds(runs["chain"]), scratch_seconds)},
+        "stage1_seconds": {"cached": stage1_seconds(runs["direct"][0]),
+                           "uncached": stage1_seconds(runs["direct_uncached"][0])},
+        "runs": runs}
+    return result
+
+
+def chain_arm(target: RunConfig, rounds: int, teacher: dict[str, Any], budget: float | None,
+              store: list[dict[str, Any]]) -> dict[str, Any]:
+    """Arm (d): the claim-8 chain within ``budget`` client seconds; an error that no chain
+    fits is this arm's result."""
+    from fedlite.train.fsp import ChainError, Plan
+
+    plan = Plan(target=TARGET_MODEL, target_rounds=rounds, intermediate_rounds=rounds,
+                budget=budget)
+    try:
+        runs = run_progressive(
+            target.with_keys({"run-name": "bench-fsp-chain"}), teacher=teacher["run-dir"],
+            teacher_model=TEACHER_MODEL, plan=plan, teacher_accuracy=teacher["accuracy"],
+            teacher_cost=(teacher["client_seconds"], teacher["rounds"]),
+            run_one=lambda step: simulated(step, store),
+            cost=lambda summary, rounds: client_seconds(store[-1:]))
+    except ChainError as err:
+        return {"error": str(err), "budget_client_seconds": budget}
+    return {"models": [run["model"] for run in runs], "budget_client_seconds": budget,
+            "chosen_because": [run["chosen-because"] for run in runs]}
 
 
 def run(quick: bool) -> dict[str, Any]:
     work = workload(quick)
     cfg, rounds = work["config"], work["rounds"]
-    teacher_runs: list[dict[str, Any]] = []
-    teacher = simulated(cfg.with_keys({"model": TEACHER_MODEL, "num-rounds": rounds["teacher"],
-                                        "run-name": "bench-fsp-teacher"}), teacher_runs)
-    scratch_runs: list[dict[str, Any]] = []
-    simulated(cfg.with_keys({"model": TARGET_MODEL, "num-rounds": rounds["target"],
-                              "run-name": "bench-fsp-scratch"}), scratch_runs)
-    chain_runs: list[dict[str, Any]] = []
-    run_chain(cfg.with_keys({"num-rounds": rounds["target"]}), teacher=teacher["run-dir"],
-              teacher_model=TEACHER_MODEL, models=[*INTERMEDIATES, TARGET_MODEL],
-              intermediate_rounds=rounds["intermediate"],
-              run_one=lambda step: simulated(step, chain_runs))
-    # no intermediate, what choose_intermediates returns when the budget fits only the target;
-    # the same number of cross-entropy rounds as the chain's target after a longer stage 1
-    direct_runs: list[dict[str, Any]] = []
-    run_chain(cfg.with_keys({"num-rounds": rounds["target"] + DIRECT_STAGE1_ROUNDS - 1,
-                              "fsp.stage1-rounds": DIRECT_STAGE1_ROUNDS,
-                              "run-name": "bench-fsp-direct"}),
-              teacher=teacher["run-dir"], teacher_model=TEACHER_MODEL, models=[TARGET_MODEL],
-              run_one=lambda step: simulated(step, direct_runs))
-    scratch = scratch_runs[0]["series"]
-    final = scratch["accuracy"][-1]
-    target = round(final - 0.005, 6)
-    hit_scratch = first_round(scratch["accuracy"], target)
-    scratch_seconds = {key: total(scratch[key][:hit_scratch]) if hit_scratch else None
-                       for key in ("client_seconds", "wall_seconds")}
-    chain = reach(chain_runs, target)
-    direct = reach(direct_runs, target)
+    per_seed = []
+    for seed in work["seeds"]:
+        seeded = cfg.with_keys({"seed": seed})
+        teacher_runs: list[dict[str, Any]] = []
+        teacher = simulated(seeded.with_keys({"model": TEACHER_MODEL, "num-rounds": rounds["full"],
+                                              "run-name": "bench-fsp-teacher"}), teacher_runs)
+        teacher |= {"accuracy": teacher["final-accuracy"], "rounds": rounds["full"],
+                    "client_seconds": client_seconds(teacher_runs)}
+        per_seed.append(arms(seeded, work, teacher) | {"teacher_runs": teacher_runs})
+    main = per_seed[0]
     result = {
         "dataset": cfg.dataset, "clients": cfg.num_clients, "partitioner": cfg.partitioner,
         "dirichlet_alpha": cfg.dirichlet_alpha, "client_train_size": cfg.client_train_size,
-        "teacher_model": TEACHER_MODEL, "chain": [*INTERMEDIATES, TARGET_MODEL],
-        "rounds": rounds, "fsp_stage1_rounds": cfg.section("fsp").stage1_rounds,
-        "fsp_lr": cfg.section("fsp").lr,
-        "fsp_optimizer": cfg.section("fsp").optimizer,
-        "target_accuracy_scratch_final": final, "target": target,
-        "target_accuracy_progressive_final": chain_runs[-1]["series"]["accuracy"][-1],
-        "rounds_to_target_scratch": hit_scratch,
-        "rounds_to_target_progressive": chain["rounds_to_target"],
-        "client_seconds_to_target_scratch": scratch_seconds["client_seconds"],
-        "client_seconds_to_target_progressive": chain["client_seconds_to_target"],
-        "wall_seconds_to_target_scratch": scratch_seconds["wall_seconds"],
-        "wall_seconds_to_target_progressive": chain["wall_seconds_to_target"],
-        "direct": {"chain": [TARGET_MODEL], "fsp_stage1_rounds": DIRECT_STAGE1_ROUNDS,
-                   "final_accuracy": direct_runs[-1]["series"]["accuracy"][-1],
-                   **direct, **fraction_of_scratch(direct, hit_scratch, scratch_seconds)},
-        "teacher": {"final_accuracy": teacher["final-accuracy"],
-                    "rounds": rounds["teacher"],
-                    "client_seconds": total(teacher_runs[0]["series"]["client_seconds"]),
-                    "wall_seconds": total(teacher_runs[0]["series"]["wall_seconds"])},
-        "runs": {"teacher": teacher_runs[0], "scratch": scratch_runs[0], "chain": chain_runs,
-                 "direct": direct_runs},
-        "goal": {"rounds_fraction_max": 0.5, "client_seconds_fraction_max": 0.5},
+        "local_epochs": cfg.local_epochs, "lr_schedule": cfg.lr_schedule,
+        "teacher_model": TEACHER_MODEL, "target_model": TARGET_MODEL, "rounds": rounds,
+        "fsp_lr": cfg.section("fsp").lr, "fsp_optimizer": cfg.section("fsp").optimizer,
+        "fsp_loss": cfg.section("fsp").loss,
+        **{key: value for key, value in main.items() if key not in ("runs", "teacher_runs")},
+        "goal": GOAL, "goals_met": goals_met(main),
+        "held_out": [{key: value for key, value in seed.items()
+                      if key not in ("runs", "teacher_runs")} | {"goals_met": goals_met(seed)}
+                     for seed in per_seed[1:]],
+        "runs": main["runs"] | {"teacher": main["teacher_runs"][0]},
     }
-    result |= fraction_of_scratch(chain, hit_scratch, scratch_seconds)
     png = Path("results/bench/fsp-quick.png") if quick else PNG
     result["png"] = str(draw(result, png))
     return result
+
+
+def goals_met(arm: dict[str, Any]) -> dict[str, bool | None]:
+    """The better of (c) and (d) within 0.5 point of (a), 2 points above (b), at <= half of
+    (a)'s client seconds."""
+    candidates = [(arm[key], arm["client_seconds_fraction"][name])
+                  for key, name in (("fsp_direct_accuracy", "direct"), ("chain_accuracy", "chain"))
+                  if arm[key] is not None]
+    if not candidates or arm["scratch_full_accuracy"] is None:
+        return {"accuracy": None, "over_compressed": None, "client_seconds": None}
+    accuracy, seconds = max(candidates, key=lambda pair: pair[0])
+    return {"accuracy": accuracy >= arm["scratch_full_accuracy"]
+            - GOAL["accuracy_gap_to_full_max"],
+            "over_compressed": accuracy >= arm["scratch_compressed_accuracy"]
+            + GOAL["gain_over_compressed_min"],
+            "client_seconds": seconds is not None
+            and seconds <= GOAL["client_seconds_fraction_max"]}
 
 
 def draw(result: dict[str, Any], path: Path) -> Path:
     from fedlite.plot import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    scratch = result["runs"]["scratch"]["series"]["accuracy"]
-    ax.plot(range(1, len(scratch) + 1), [100 * a for a in scratch], "o-",
-            label=f"{TARGET_MODEL} from scratch")
-    offset = 0
-    for run in result["runs"]["chain"]:
-        acc = run["series"]["accuracy"]
-        xs = range(offset + 1, offset + len(acc) + 1)
-        ax.plot(xs, [100 * a for a in acc], "s--" if run is not result["runs"]["chain"][-1]
-                else "s-", label=f"chain: {run['model']} (stage 1 = {result['fsp_stage1_rounds']}"
-                " round)")
-        offset += len(acc)
-    direct = result["runs"]["direct"][-1]["series"]["accuracy"]
-    ax.plot(range(1, len(direct) + 1), [100 * a for a in direct], "^-",
-            label=f"direct: {TARGET_MODEL} from the teacher (stage 1 = "
-            f"{result['direct']['fsp_stage1_rounds']} rounds)")
-    ax.axhline(100 * result["target"], color="grey", lw=0.8, ls=":", label="target")
+    runs = result["runs"]
+    for name, marker, label in (("scratch_full", "o-", "(a) scratch, full schedule"),
+                                ("scratch_compressed", "v-", "(b) scratch, compressed"),
+                                ("direct", "^-", "(c) FSP direct"),
+                                ("chain", "s-", "(d) claim-8 chain")):
+        accuracy = [a for run in runs[name] for a in run["series"]["accuracy"]]
+        if accuracy:
+            ax.plot(range(1, len(accuracy) + 1), [100 * (a or 0.0) for a in accuracy], marker,
+                    label=label)
+    ax.axhline(100 * result["teacher_accuracy"], color="grey", lw=0.8, ls=":",
+               label=f"teacher {TEACHER_MODEL}")
     ax.set_xlabel("federated rounds (chain: every network's rounds counted)")
     ax.set_ylabel("central test accuracy (%)")
-    ax.set_title(f"FSP progressive transfer, teacher {TEACHER_MODEL} "
-                 f"({100 * result['teacher']['final_accuracy']:.1f}%, trained apart)", fontsize=9)
+    ax.set_title(f"FSP, target {TARGET_MODEL}, step schedules", fontsize=9)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
 def summary_line(record: dict[str, Any]) -> str:
-    def reached(side: str) -> str:
-        rounds = record[f"rounds_to_target_{side}"]
-        if rounds is None:
-            return f"{side} never reached it"
-        return f"{side} in {rounds} rounds / {record[f'client_seconds_to_target_{side}']} client s"
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f}%"
 
-    fractions = ("" if record.get("rounds_fraction") is None else
-                 f"; fractions {record['rounds_fraction']} and {record['client_seconds_fraction']}")
-    line = (f"target {100 * record['target']:.2f}% (scratch final - 0.5): {reached('scratch')}, "
-            f"{reached('progressive')} (goal <= 1/2 of both{fractions})")
-    direct = record.get("direct")
-    if direct:
-        line += ("; direct (no intermediate): " + (
-            "never reached it" if direct["rounds_to_target"] is None else
-            f"{direct['rounds_to_target']} rounds / {direct['client_seconds_to_target']} client s"))
-    return line
+    fractions = record["client_seconds_fraction"]
+    stage1 = record["stage1_seconds"]
+    chain = record["chain"]
+    return (f"teacher {pct(record['teacher_accuracy'])}; scratch full "
+            f"{pct(record['scratch_full_accuracy'])}, compressed "
+            f"{pct(record['scratch_compressed_accuracy'])}; FSP direct "
+            f"{pct(record['fsp_direct_accuracy'])} at {fractions['direct']} of full's client s; "
+            + (f"chain {' -> '.join(chain['models'])} {pct(record['chain_accuracy'])} at "
+               f"{fractions['chain']}" if "models" in chain else f"chain: {chain['error']}")
+            + f"; stage 1 {stage1['cached']} client s cached, {stage1['uncached']} uncached")

@@ -8,19 +8,23 @@ https://patents.google.com/patent/KR102063377B1.
 
 - ``matrix``: FSP matrices of a section's first and last maps, and the Euclidean FSP loss;
 - ``term``: stage 1 as a loss term that replaces cross-entropy (``task_loss=False``);
+- ``cache``: the teacher's matrices computed once per sample and reused;
 - ``teacher``: the trained teacher, loaded from a run's checkpoint once per worker process;
 - ``settings``: run-config keys ``fsp.*`` (the stage is derived from the round number);
 - ``method``: the method-table entry that attaches stage 1 to a client's round;
-- ``chain``: the progressive chain teacher -> intermediates -> target, and how many
-  intermediates a budget allows.
+- ``chain``: the progressive chain teacher -> intermediates -> target, checked up front;
+- ``selection``: how many intermediates (claim 8), from measured costs and accuracies.
 Stage 2 is plain training from the stage-1 weights: the federation just keeps going.
 """
 
 from fedlite.lazy import exports
 
 _WHERE = {
-    "chain": ["check_chain", "choose_intermediates", "resnet_depth"],
+    "cache": ["TeacherMatrices", "teacher_matrices"],
+    "chain": ["check_chain", "resnet_depth"],
     "matrix": ["fsp_loss", "fsp_matrices", "fsp_matrix"],
+    "selection": ["ChainError", "Measured", "Next", "Plan", "next_network",
+                  "select_intermediates"],
     "settings": ["FspConfig"],
     "teacher": ["checkpoint_path", "load_teacher"],
     "term": ["FspTerm", "sections_of"],

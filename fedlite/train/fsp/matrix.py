@@ -4,10 +4,14 @@ G_{i,j} = sum_{s,t} F1_{s,t,i} * F2_{s,t,j} / (h*w) is a Gram matrix *across* tw
 FSP loss is the squared Euclidean distance between teacher and student matrices, summed over
 sections and averaged over the batch.
 
-Each section's squared distance is divided by its number of entries (m*n), as RepDistiller and
-KD-Zoo do: with the raw sum the 64x64 section outweighs the 16x16 one 16 times and the loss is in
-the thousands, so SGD either diverges or (at lr 1e-3) stalls and leaves a student that stage 2
-cannot train (measured on digits, resnet8 -> resnet14). Per entry, the sections weigh equally.
+Two forms (run-config key ``fsp.loss``):
+- ``mean`` (the default): each section's squared distance is divided by its number of entries
+  (m*n), i.e. lambda_i = 1 / (m_i * n_i), as RepDistiller and KD-Zoo do: with the raw sum the
+  64x64 section outweighs the 16x16 one 16 times and the loss is in the thousands, so SGD either
+  diverges or (at lr 1e-3) stalls and leaves a student that stage 2 cannot train (measured on
+  digits, resnet8 -> resnet14). Per entry, the sections weigh equally.
+- ``sum``: the patent's and the paper's loss with equal lambda_i = 1 (KR 10-2063377; Yim et al.,
+  CVPR 2017): the plain squared Euclidean distance of each section's matrices.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from fedlite.train.fsp.settings import LOSS_FORMS
 
 Pair = tuple[Tensor, Tensor]
 
@@ -38,8 +44,11 @@ def fsp_matrices(pairs: Sequence[Pair]) -> list[Tensor]:
     return [fsp_matrix(first, last) for first, last in pairs]
 
 
-def fsp_loss(teacher: Sequence[Tensor], student: Sequence[Tensor]) -> Tensor:
-    """(1/N) sum_x sum_sections ||G_T(x) - G_S(x)||^2 / (m*n): sections weigh equally."""
+def fsp_loss(teacher: Sequence[Tensor], student: Sequence[Tensor], form: str = "mean") -> Tensor:
+    """(1/N) sum_x sum_sections lambda_i ||G_T(x) - G_S(x)||^2, lambda_i = 1 / (m*n) for
+    ``form="mean"`` (sections weigh equally per entry), 1 for ``form="sum"`` (the patent's)."""
+    if form not in LOSS_FORMS:
+        raise ValueError(f"fsp.loss: choose one of {', '.join(LOSS_FORMS)}, got {form!r}")
     if len(teacher) != len(student):
         raise ValueError(f"FSP: the teacher has {len(teacher)} sections, the student "
                          f"{len(student)}; both need the same number of sections")
@@ -50,5 +59,6 @@ def fsp_loss(teacher: Sequence[Tensor], student: Sequence[Tensor]) -> Tensor:
                 f"FSP: section {index + 1} matrices differ: teacher {tuple(g_t.shape[1:])}, "
                 f"student {tuple(g_s.shape[1:])} (channels of its first x last map); grow "
                 "networks in depth with equal section widths (resnet8 -> 14 -> 20 -> 26)")
-        total = total + (g_t - g_s).pow(2).flatten(1).mean(1).mean()
+        squared = (g_t - g_s).pow(2).flatten(1)
+        total = total + (squared.mean(1) if form == "mean" else squared.sum(1)).mean()
     return total

@@ -4,7 +4,8 @@ Yim et al., "A Gift from Knowledge Distillation", CVPR 2017
 (https://openaccess.thecvf.com/content_cvpr_2017/html/Yim_A_Gift_From_CVPR_2017_paper.html);
 KR 10-2063377. Stage 1 rounds replace cross-entropy with the FSP loss against the teacher
 (labels play no part, so neither does backprop skipping); stage 2 is plain training from the
-stage-1 weights, with the run's learning-rate schedule restarted at its first round.
+stage-1 weights, with the run's learning-rate schedule restarted at its first round. The
+teacher's matrices are computed once per sample and cached (``cache``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from torch import nn
 
 from fedlite.errors import ConfigError
 from fedlite.methods import ClientRound, Method, RunSetup
+from fedlite.schedule import LrSchedule
+from fedlite.train.fsp.cache import teacher_matrices
 from fedlite.train.fsp.matrix import fsp_loss, fsp_matrices
 from fedlite.train.fsp.settings import FspConfig
 from fedlite.train.fsp.teacher import load_teacher
@@ -66,7 +69,8 @@ class Fsp(Method):
             return
         teacher = load_teacher(s.teacher, s.teacher_model, tuple(rnd.x.shape[1:]),
                                num_classes(rnd.model), rnd.device)
-        term = FspTerm(rnd.model, teacher)
+        cache = teacher_matrices(teacher, rnd.client_id, rnd.x) if s.cache_teacher else None
+        term = FspTerm(rnd.model, teacher, form=s.loss, cache=cache)
         rnd.loss_terms.append(term)
         rnd.task_loss = False
         rnd.callbacks.append(term)
@@ -85,13 +89,17 @@ class Fsp(Method):
         return [f"stage {line['stage']}" + (f"  fsp-loss {fsp:.3f}" if fsp is not None else "")]
 
 
-def round_lr(s: FspConfig, lr_at: Callable[[int], float], server_round: int) -> float:
-    """Stage 1 uses ``fsp.lr``; stage 2 restarts the run's schedule at its own first round.
-    With FSP off this is exactly ``lr_at(round)``."""
+def round_lr(s: FspConfig, rates: LrSchedule, server_round: int) -> float:
+    """Stage 1 runs the run's schedule shape at ``fsp.lr`` over its own rounds (without
+    ``lr-decay``: constant stays ``fsp.lr``, as the paper's stage 1 steps 1e-3 -> 1e-5 on its
+    own); stage 2 restarts the run's schedule over the remaining rounds. With FSP off this is
+    exactly ``rates(round)``."""
     stage = s.stage(server_round)
     if stage == 1:
-        return s.lr
-    return lr_at(server_round - (s.stage1_rounds if stage == 2 else 0))
+        return rates.restarted(s.stage1_rounds, lr=s.lr, decay=1.0)(server_round)
+    if stage == 2:
+        return rates.restarted(rates.rounds - s.stage1_rounds)(server_round - s.stage1_rounds)
+    return rates(server_round)
 
 
 def stage1_optimizer(s: FspConfig) -> Callable[[nn.Module, TrainSettings], Optimizer] | None:

@@ -8,6 +8,7 @@ from fedlite.errors import require
 from fedlite.fields import setting
 
 STAGE1_OPTIMIZERS = ("sgd", "adam")
+LOSS_FORMS = ("mean", "sum")  # fedlite.train.fsp.matrix.fsp_loss (this module stays torch-free)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class FspConfig:
     # (docs/experiments/fsp.md)
     optimizer: str = setting("sgd", "stage-1 optimizer: sgd (the run's momentum) or adam (e.g. "
                                     "fsp.lr=0.001)")
+    loss: str = setting("mean", "FSP loss per section: mean (squared distance / entries, "
+                                "sections weigh equally) or sum (the patent's, equal lambda = 1)")
+    # the teacher is frozen: its matrices of a sample never change (fedlite/train/fsp/cache.py)
+    cache_teacher: bool = setting(True, "compute each sample's teacher FSP matrices once per "
+                                        "worker and reuse them in every stage-1 epoch and round")
 
     def __post_init__(self) -> None:
         require(self.stage1_rounds >= 1, "fsp.stage1-rounds",
@@ -34,6 +40,8 @@ class FspConfig:
         require(self.lr > 0, "fsp.lr", f"must be > 0, got {self.lr}")
         require(self.optimizer in STAGE1_OPTIMIZERS, "fsp.optimizer",
                 f"choose one of {', '.join(STAGE1_OPTIMIZERS)}, got {self.optimizer!r}")
+        require(self.loss in LOSS_FORMS, "fsp.loss",
+                f"choose one of {', '.join(LOSS_FORMS)}, got {self.loss!r}")
 
     @property
     def enabled(self) -> bool:

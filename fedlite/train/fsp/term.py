@@ -1,7 +1,9 @@
 """Stage 1 as a ``LossTerm``: the student's FSP matrices against the teacher's, nothing else.
 
 Forward hooks on the student's sections capture each section's (input, output) maps during
-the loop's own forward pass, so the student is not run twice per batch.
+the loop's own forward pass, so the student is not run twice per batch. The teacher's matrices
+come from the client's cache when it holds the batch's samples (``on_batch`` names them), else
+from a teacher forward, stored in the cache for the next epochs and rounds.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 import torch
 from torch import Tensor, nn
 
+from fedlite.train.fsp.cache import TeacherMatrices
 from fedlite.train.fsp.matrix import Pair, fsp_loss, fsp_matrices
 
 
@@ -26,9 +29,11 @@ class FspTerm:
     """Loss term (``task_loss=False``) and callback (its metrics); a context manager that
     removes its hooks on exit, as the student model object is reused across rounds."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
-        self.teacher = teacher
+    def __init__(self, student: nn.Module, teacher: nn.Module, *, form: str = "mean",
+                 cache: TeacherMatrices | None = None) -> None:
+        self.teacher, self.form, self.cache = teacher, form, cache
         self._pairs: list[Pair] = []
+        self._index: Tensor | None = None
         self._hooks = [section.register_forward_hook(self._capture)
                        for section in sections_of(student, "student")]
         self.loss_sum, self.batches, self.seconds = 0.0, 0, 0.0
@@ -37,16 +42,30 @@ class FspTerm:
         if torch.is_grad_enabled():  # the training forward, not a no-grad selection pass
             self._pairs.append((inputs[0], output))
 
+    def on_batch(self, index: Tensor | None) -> None:
+        self._index = index
+
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
         start = time.perf_counter()
         student, self._pairs = self._pairs, []
-        with torch.no_grad():
-            _, teacher = self.teacher.forward_sections(x)
-        loss = fsp_loss(fsp_matrices(teacher), fsp_matrices(student))
+        loss = fsp_loss(self._teacher_matrices(x), fsp_matrices(student), self.form)
         self.loss_sum += float(loss.detach())
         self.batches += 1
-        self.seconds += time.perf_counter() - start  # teacher forward + matrices + loss
+        self.seconds += time.perf_counter() - start  # teacher (or cache) + matrices + loss
         return loss
+
+    def _teacher_matrices(self, x: Tensor) -> list[Tensor]:
+        index, self._index = self._index, None
+        cache = self.cache if index is not None else None  # a gated batch: samples unknown
+        found = cache.lookup(index) if cache is not None else None
+        if found is not None:
+            return found
+        with torch.no_grad():
+            _, pairs = self.teacher.forward_sections(x)
+            matrices = fsp_matrices(pairs)
+        if cache is not None:
+            cache.store(index, matrices)
+        return matrices
 
     def on_epoch_end(self, epoch: int) -> None:
         pass

@@ -1,5 +1,5 @@
-"""The progressive chain: growing sizes, the budget helper, and each run's checkpoint passed on
-as the next network's teacher."""
+"""The progressive chain: growing sizes, and each run's checkpoint passed on as the next
+network's teacher."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fedlite.config import ConfigError, RunConfig
-from fedlite.train.fsp import check_chain, choose_intermediates
+from fedlite.train.fsp import check_chain
 from simulations.chain import run_chain
 
 
@@ -19,22 +19,6 @@ def test_sizes_must_grow():
         check_chain("resnet14", ["resnet14"])
     with pytest.raises(ValueError, match="not a registered ResNet"):
         check_chain("resnet8", ["vgg16"])
-
-
-def test_intermediates_fill_the_budget_evenly():
-    pick = lambda budget: choose_intermediates("resnet8", "resnet26", budget=budget,  # noqa: E731
-                                               target_cost=10)
-    assert pick(10) == []  # only the target fits
-    assert pick(11) == ["resnet14"]  # one: nearest depth 17 (a tie, the smaller network)
-    assert pick(12) == ["resnet14", "resnet20"]
-    assert pick(100) == ["resnet14", "resnet20"]  # no more candidates than registered
-    costs = {"resnet14": 3, "resnet20": 5}
-    assert choose_intermediates("resnet8", "resnet26", budget=14, target_cost=10,
-                                costs=costs) == ["resnet14"]
-    assert choose_intermediates("resnet8", "resnet26", budget=18, target_cost=10,
-                                costs=costs) == ["resnet14", "resnet20"]
-    with pytest.raises(ValueError, match="must be larger"):
-        choose_intermediates("resnet20", "resnet14", budget=10, target_cost=1)
 
 
 def test_each_run_teaches_the_next(tmp_path):
@@ -73,3 +57,51 @@ def test_bad_chains_fail_before_any_run(tmp_path):
         run_chain(cfg, teacher=str(tmp_path / "t"), teacher_model="resnet8",
                   models=["resnet14", "resnet20"], run_one=calls.append, intermediate_rounds=2)
     assert calls == []
+
+
+def _fake_runs(tmp_path, accuracy):
+    seen: list[RunConfig] = []
+
+    def run_one(cfg: RunConfig):
+        seen.append(cfg)
+        run_dir = tmp_path / cfg.run_name
+        run_dir.mkdir()
+        return {"run-dir": str(run_dir), "final-accuracy": accuracy[cfg.model],
+                "seconds": 10.0 * cfg.num_rounds}
+
+    return seen, run_one
+
+
+def test_the_claim_8_chain_adds_intermediates_while_they_improve(tmp_path):
+    from fedlite.train.fsp import Plan
+    from simulations.chain import run_progressive
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    np.savez(teacher / "checkpoint.npz", __round__=np.asarray(1))
+    cfg = RunConfig.from_mapping({"num-rounds": 6, "fsp.stage1-rounds": 1, "run-name": "c"})
+    plan = Plan(target="resnet26", target_rounds=6, intermediate_rounds=3)
+    seen, run_one = _fake_runs(tmp_path, {"resnet14": 0.72, "resnet20": 0.75, "resnet26": 0.8})
+    runs = run_progressive(cfg, teacher=str(teacher), teacher_model="resnet8", plan=plan,
+                           run_one=run_one, cost=lambda summary, rounds: summary["seconds"],
+                           teacher_accuracy=0.73)
+    # resnet14 (0.72) did not improve on the teacher (0.73): straight to the target
+    assert [c.model for c in seen] == ["resnet14", "resnet26"]
+    assert [c.num_rounds for c in seen] == [3, 6]
+    assert seen[1].fsp.teacher == str(tmp_path / "c-resnet14")
+    assert runs[1]["chosen-because"] == "resnet14 did not improve on resnet8"
+
+
+def test_the_command_says_why_no_chain_fits_the_budget(tmp_path, capsys):
+    from simulations.cli import main
+
+    teacher = tmp_path / "t.npz"
+    np.savez(teacher, __round__=np.asarray(1))
+    code = main(["chain", "--teacher", str(teacher), "--target", "resnet20",
+                 "--budget-rounds", "5", "num-rounds=4", "fsp.stage1-rounds=1"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "fedlite chain --budget-rounds: one intermediate (resnet14, 4 rounds)" in err
+    assert "need about 8, over the budget of 5; raise --budget-rounds" in err and "--direct" in err
+    assert main(["chain", "--teacher", str(teacher), "--models", "resnet20"]) != 0
+    assert "a chain needs at least one intermediate" in capsys.readouterr().err

@@ -30,6 +30,16 @@ def test_loss_is_mean_squared_distance_per_section_summed():
     assert fsp_loss(g_t, g_s).item() == pytest.approx(6.0)
 
 
+def test_sum_form_is_the_patents_plain_squared_distance():
+    g_t = [torch.zeros(2, 1, 2), torch.zeros(2, 2, 2)]
+    g_s = [torch.tensor([[[1.0, 1.0]], [[3.0, 3.0]]]), torch.ones(2, 2, 2)]
+    # section 1: per-sample sums 2 and 18 -> 10; section 2: 4 entries of 1 -> 4 (lambda = 1)
+    assert fsp_loss(g_t, g_s, "sum").item() == pytest.approx(14.0)
+    assert fsp_loss(g_t, g_s, "mean").item() == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="fsp.loss: choose one of mean, sum"):
+        fsp_loss(g_t, g_s, "max")
+
+
 def test_identical_teacher_and_student_give_zero_loss_and_zero_gradient():
     torch.manual_seed(0)
     student = build_model("resnet8", (1, 8, 8), 10)

@@ -3,6 +3,8 @@ digits, the teacher cache, and bad input caught before training."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +25,7 @@ def preflight(cfg: RunConfig, model) -> None:
 
 
 def lr_of(cfg: RunConfig, server_round: int) -> float:
-    return round_lr(cfg.section("fsp"), cfg.lr_at, server_round)
+    return round_lr(cfg.section("fsp"), cfg.rates(), server_round)
 
 
 def save_teacher(tmp_path, model_name="resnet8", seed=1):
@@ -46,6 +48,25 @@ def test_stage_comes_from_the_round_and_stage_2_restarts_the_schedule():
                                   "lr": 0.1, "lr-decay": 0.5})
     assert [cfg.fsp.stage(r) for r in (1, 2, 3, 4)] == [1, 1, 2, 2]
     assert [lr_of(cfg, r) for r in (1, 2, 3, 4)] == [0.01, 0.01, 0.1, 0.05]
+
+
+def test_stage_1_runs_the_schedule_at_fsp_lr_and_stage_2_restarts_it():
+    # 2 stage-1 rounds at fsp.lr, then 8 stage-2 rounds: each stage steps at 50 % and 75 %
+    step = RunConfig.from_mapping({"fsp.teacher": "t", "fsp.stage1-rounds": 2, "fsp.lr": 0.001,
+                                   "lr": 0.1, "num-rounds": 10, "lr-schedule": "step"})
+    assert [lr_of(step, r) for r in range(1, 11)] == pytest.approx(
+        [0.001, 0.0001] + [0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    cosine = step.with_keys({"lr-schedule": "cosine", "fsp.stage1-rounds": 4})
+    stage1 = [0.001 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
+    stage2 = [0.1 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
+    assert [lr_of(cosine, r) for r in range(1, 11)] == pytest.approx(stage1 + stage2)
+    # constant: fsp.lr, then lr-decay restarted
+    constant = step.with_keys({"lr-schedule": "constant", "lr-decay": 0.5})
+    assert [lr_of(constant, r) for r in (1, 2, 3, 4)] == [0.001, 0.001, 0.1, 0.05]
+    # FSP off: the run's own schedule over all its rounds
+    off = step.with_keys({"fsp.teacher": ""})
+    assert [lr_of(off, r) for r in range(1, 11)] == [off.lr_at(r) for r in range(1, 11)]
+    assert lr_of(off, 5) == 0.1 and lr_of(off, 6) == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("optimizer", [{}, {"fsp.optimizer": "adam", "fsp.lr": 0.001}])
