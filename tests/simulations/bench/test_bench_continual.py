@@ -1,0 +1,31 @@
+"""The continual benchmark's arithmetic: label-kept per task, and the held-out seeds' goals."""
+
+from __future__ import annotations
+
+from simulations.bench.continual import judge_heldout, kept_per_task
+
+
+def test_label_kept_is_read_in_each_tasks_first_round():
+    rounds = [{}, {}, {"continual-aug-label-kept": 0.97}, {}, {"continual-aug-label-kept": 0.99},
+              {"continual-aug-label-kept": 0.5}]
+    # task 0 fits nothing; tasks 1 and 2 fitted in their first round; a later report is ignored
+    assert kept_per_task(rounds, rounds_per_task=2) == [0.97, 0.99]
+    assert kept_per_task([{}, {}], rounds_per_task=1) == []
+
+
+def _run(aia, forgetting, final=0.6, student=None, kept=(0.96,)):
+    return {"teacher": {"average_incremental_accuracy": aia, "forgetting": forgetting,
+                        "final_accuracy": final},
+            "student": {"final_accuracy": student},
+            "augment_label_kept_per_task": list(kept)}
+
+
+def test_held_out_goals_are_counted_per_seed():
+    done = {(1, "finetune"): _run(0.44, 0.98), (1, "pass"): _run(0.72, 0.20),
+            (1, "adaptive"): _run(0.75, 0.30, final=0.60, student=0.58),
+            (2, "finetune"): _run(0.44, 0.50), (2, "pass"): _run(0.78, 0.20),
+            (2, "adaptive"): _run(0.76, 0.26, final=0.60, student=0.565, kept=(0.97, 0.95))}
+    judged = judge_heldout(done, (1, 2))
+    assert judged["seeds_meeting"] == {"aia_above_pass": 1, "forgetting_half_of_finetune": 1,
+                                       "student_within_3_points": 1}
+    assert judged["per_seed"]["2"]["augment_label_kept_min"] == 0.95
