@@ -52,7 +52,7 @@ class ContinualConfig:
                                              "round as the teacher's (copied, ablation)")
     kd_temperature: float = setting(2.0, "distillation temperature")
     student_lr: float = setting(0.003, "the student's Adam learning rate")
-    student_epochs_scale: int = setting(2, "the student's local epochs = local-epochs x this")
+    student_epochs_scale: int = setting(3, "the student's local epochs = local-epochs x this")
     student_head_lr_scale: float = setting(0.1, "student-head = copied: the copied head learns "
                                                 "at this share")
     student_anchor_weight: float = setting(1.0, "adaptive: student matches the teacher on "
