@@ -71,7 +71,7 @@ def in_process(keys: dict[str, Any]) -> dict[str, Any]:
     rounds = []
     for _ in range(cfg.num_rounds):
         step = federation.step(after_round=tracker.round_metrics)
-        reported = [o.method_metrics[KEPT] for o in step.outcomes if KEPT in o.method_metrics]
+        reported = [o.method_metrics[KEPT] for o in step.clients if KEPT in o.method_metrics]
         rounds.append({KEPT: float(np.mean(reported))} if reported else {})
     summary = tracker.summary()
     return {"teacher": pick(summary["teacher"]), "student": pick(summary.get("student", {})),
