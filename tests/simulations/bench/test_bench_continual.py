@@ -29,3 +29,15 @@ def test_held_out_goals_are_counted_per_seed():
     assert judged["seeds_meeting"] == {"aia_above_pass": 1, "forgetting_half_of_finetune": 1,
                                        "student_within_3_points": 1}
     assert judged["per_seed"]["2"]["augment_label_kept_min"] == 0.95
+
+
+def test_a_held_out_run_in_process_reports_its_summary_and_label_kept_rates():
+    from simulations.bench.continual import in_process, workload
+
+    keys = {**workload(True, "adaptive").to_flat(), "seed": 11,
+            "continual.max-samples-per-class": 20, "continual.augment-steps": 40}
+    result = in_process(keys)
+    assert 0 < result["teacher"]["average_incremental_accuracy"] <= 1
+    assert result["student"]["final_accuracy"] is not None
+    kept = result["augment_label_kept_per_task"]
+    assert len(kept) == 4 and all(0 <= k <= 1 for k in kept)  # tasks 1-4 fitted vectors
