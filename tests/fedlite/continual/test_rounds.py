@@ -321,3 +321,20 @@ def test_bad_augment_space_and_student_head_name_their_key(tmp_path):
         cfg_for(tmp_path, **{"continual.student-head": "borrowed"})
     with pytest.raises(ConfigError, match="continual.augment-keep"):
         cfg_for(tmp_path, **{"continual.augment-keep": 1.5})
+
+
+def test_the_embedding_module_adjusts_and_the_extractor_freeze_is_an_option(tmp_path,
+                                                                           partition_cache):
+    """Claim 7 adjusts the embedding module in every task; freezing the extractor after task 0
+    is fedlite's choice (continual.freeze-extractor), and off it learns too."""
+    for frozen in (True, False):
+        model, received, _ = _second_task_round(
+            tmp_path, **{"continual.freeze-extractor": frozen})
+        after = {k: v.detach().numpy() for k, v in model.teacher.state_dict().items()}
+
+        def moved(prefix: str) -> bool:
+            return any(np.abs(after[k[len("teacher."):]] - v).max() > 0
+                       for k, v in received.items() if k.startswith(f"teacher.{prefix}"))
+
+        assert moved("embed.") and moved("classifier.")
+        assert moved("features.") is not frozen
