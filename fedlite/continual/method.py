@@ -99,12 +99,12 @@ class Continual(Method):
                                       rnd.device, state)
         generator = torch.Generator().manual_seed(
             derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.AUGMENT))
-        points, kd_head, space = None, None, "feature"
+        points, kd_head = None, None
+        # PASS-style noise lives in the feature space; the adaptive method's points where
+        # augment-space puts them (the embedding space, as claimed)
+        space = s.augment_space if s.method == "adaptive" else "feature"
         memory = mem.load(state)
         if s.method != "finetune" and task > 0:
-            space = "embedding" if s.method == "adaptive" else "feature"
-            if s.method == "adaptive":
-                space = s.augment_space
             dim = (teacher.classifier.in_features if space == "embedding"
                    else teacher.embed[0].in_features)
             radius = augment_range(s, state, dim, space)
