@@ -20,6 +20,11 @@ from fedlite.config import RunConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RAY_STOP_SECONDS = 5.0  # how long an interrupted run waits for Ray to shut down
+# How often the ServerApp looks for replies. In simulation the replies sit in an in-memory
+# LinkState, so a look costs microseconds; at Flower's 0.1 s each round waited 0.05 s on
+# average past its last reply, a tenth of a 1,000-client cohort round (bench scale, paired
+# runs: 0.563 -> 0.483 s a round at 1,000 clients, 0.364 -> 0.303 at 10,000).
+REPLY_POLL_SECONDS = 0.01
 # SuperNodes per client actor in a cohort simulation: two keep an actor busy while the other
 # node's message is packed or unpacked, and even out hosts whose sampled clients differ in size
 NODES_PER_ACTOR = 2
@@ -110,7 +115,8 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
 
     @server_app.main()
     def _main(grid, context) -> None:
-        summaries.append(run_federation(StoppableGrid(grid, failed), cfg, on_round, on_start))
+        summaries.append(run_federation(StoppableGrid(grid, failed, REPLY_POLL_SECONDS), cfg,
+                                        on_round, on_start))
 
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
