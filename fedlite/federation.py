@@ -97,15 +97,16 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
     ``config`` is the server's train ConfigRecord (e.g. FedProx's ``proximal-mu``) and
     ``wire_keys`` the state-dict keys that came from the server.
     """
+    rates = cfg.rates()
     settings = TrainSettings(epochs=cfg.local_epochs, batch_size=cfg.batch_size,
-                             lr=cfg.lr_at(server_round), momentum=cfg.momentum,
+                             lr=rates(server_round), momentum=cfg.momentum,
                              weight_decay=cfg.weight_decay, clip_grad_norm=cfg.clip_grad_norm,
                              seed=derive_seed(cfg.seed, server_round, client_id))
     rnd = ClientRound(model=model, x=client.train_x, y=client.train_y, client=client,
                       server_round=server_round, client_id=client_id, num_rounds=cfg.num_rounds,
                       num_clients=cfg.num_clients, seed=cfg.seed, device=device,
                       state={} if state is None else state, settings=settings,
-                      lr_at=cfg.rates(), config=dict(config or {}),
+                      lr_at=rates, config=dict(config or {}),
                       wire_keys=frozenset(wire_keys))
     try:
         for method, method_settings in table.active(cfg):

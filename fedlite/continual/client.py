@@ -73,18 +73,29 @@ class OldClassifier(nn.Module):
         return Branch.mask(self, self.classifier(embeddings))
 
 
+# what the vectors are fitted through, by augmentation space: its module and the branch's parts
+OLD_HEADS = {"embedding": (OldClassifier, ("classifier",)),
+             "feature": (OldHead, ("embed", "classifier"))}
+
+
+def space_dim(branch: Branch, space: str) -> int:
+    """The width of a branch's feature (embedding-module input) or embedding space."""
+    return branch.classifier.in_features if space == "embedding" else branch.embed[0].in_features
+
+
 def _snapshot(space: str, teacher: Branch) -> dict[str, np.ndarray]:
-    names = ("embed", "classifier") if space == "feature" else ("classifier",)
     return {f"{P}old-{space}-head/{name}.{k}": v.detach().cpu().numpy().copy()
-            for name in names for k, v in getattr(teacher, name).state_dict().items()}
+            for name in OLD_HEADS[space][1]
+            for k, v in getattr(teacher, name).state_dict().items()}
 
 
 def old_head(teacher: Branch, state: MutableMapping[str, np.ndarray], classes,
              space: str = "embedding") -> OldHead | OldClassifier:
     """The snapshot taken at the task boundary: the old classifier (``embedding``) or the
     old embedding module + classifier (``feature``), on the CPU."""
-    head = OldClassifier(teacher) if space == "embedding" else OldHead(teacher)
-    for name in ("embed", "classifier") if space == "feature" else ("classifier",):
+    kind, names = OLD_HEADS[space]
+    head = kind(teacher)
+    for name in names:
         module = getattr(head, name)
         module.load_state_dict({k: torch.as_tensor(state[f"{P}old-{space}-head/{name}.{k}"])
                                 for k in module.state_dict()})
@@ -169,7 +180,7 @@ def fit_old_vectors(teacher: Branch, memory: mem.Prototypes, fresh: int, c: Cont
         device = next(teacher.parameters()).device
         memory.embeddings = teacher.embed(features.to(device)).cpu()
     state.update(_snapshot(space, teacher))
-    head = old_head(teacher, state, teacher.seen.nonzero().flatten().tolist(), space)
+    head = OLD_HEADS[space][0](teacher).cpu()  # the snapshot, as the task's later rounds load it
     base = memory.embeddings if space == "embedding" else features
     generator = torch.Generator().manual_seed(derive_seed(seed, server_round, client_id,
                                                           Stream.VECTORS))

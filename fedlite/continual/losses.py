@@ -103,16 +103,10 @@ class OldHeadKD:
     def __call__(self, model: Branch, x: Tensor, y: Tensor, logits: Tensor) -> Tensor:
         f, _ = model.cache
         f = f.detach()  # the head's term: a student's extractor learns by feature matching only
-        if self.space == "embedding":
-            inputs = model.embed(f)
-            if self.points is not None:
-                inputs = torch.cat([inputs, self.points(len(y))[0].to(f.device)])
-            current = model.mask(model.classifier(inputs))
-        else:
-            inputs = f
-            if self.points is not None:
-                inputs = torch.cat([inputs, self.points(len(y))[0].to(f.device)])
-            current = model.head(inputs)[1]
+        inputs = model.embed(f) if self.space == "embedding" else f
+        if self.points is not None:
+            inputs = torch.cat([inputs, self.points(len(y))[0].to(f.device)])
+        current = embed_points(model, inputs, self.space)[1]
         return self.weight * kl_at(current, self.old_logits(inputs.detach()), self.old,
                                    self.temperature)
 

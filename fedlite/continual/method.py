@@ -26,7 +26,7 @@ import torch
 
 from fedlite.continual import augment, memory as mem
 from fedlite.continual.client import (adam, bound, cross_boundary, old_head, reuse_head,
-                                      task_data)
+                                      space_dim, task_data)
 from fedlite.continual.evaluation import ContinualTracker
 from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD,
                                       freeze)
@@ -105,9 +105,7 @@ class Continual(Method):
         space = s.augment_space if s.method == "adaptive" else "feature"
         memory = mem.load(state)
         if s.method != "finetune" and task > 0:
-            dim = (teacher.classifier.in_features if space == "embedding"
-                   else teacher.embed[0].in_features)
-            radius = augment_range(s, state, dim, space)
+            radius = augment_range(s, state, space_dim(teacher, space), space)
             if memory is None or len(memory) == 0 or radius <= 0:
                 log.warning("fedlite.continual: client %d has an empty prototype memory in task "
                             "%d: it trains without replay (counted in continual-empty-memory)",
@@ -168,12 +166,10 @@ def adaptive_source(teacher, memory: mem.Prototypes, vectors: torch.Tensor, radi
     the prototype's CURRENT embedding (the embedding module adjusts during the task, claim 7,
     and the gradient of the replay loss reaches it through the prototypes) plus a fitted
     offset; in the feature space (ablation) the prototype's features plus an offset."""
-    features = mem.features_of(teacher, memory)
+    features = mem.features_of(teacher, memory).to(next(teacher.parameters()).device)
 
     def points(n: int):
-        base = features.to(next(teacher.parameters()).device)
-        if space == "embedding":
-            base = teacher.embed(base)
+        base = teacher.embed(features) if space == "embedding" else features
         return augment.adaptive_points(base, memory.labels, vectors, radius, n, generator)
 
     return points
@@ -186,7 +182,7 @@ def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory, space:
     if s.method != "adaptive" or s.student_head != "distilled" or space != "embedding" \
             or memory is None or len(memory) == 0:
         return None
-    dim = teacher.embed[0].in_features
+    dim = space_dim(teacher, "feature")
     radius = bound(rnd.state, s, dim, "feature") / float(np.sqrt(dim))
     if radius <= 0:
         return None

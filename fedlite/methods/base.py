@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from fedlite.errors import ConfigError
+from fedlite.schedule import LrSchedule
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,7 @@ class ClientRound:
     device: Any
     state: MutableMapping[str, np.ndarray]
     settings: Any  # fedlite.train.TrainSettings
-    # the run's learning-rate schedule, by round (fedlite.schedule.LrSchedule: restartable)
-    lr_at: Callable[[int], float]
+    lr_at: LrSchedule  # the run's learning-rate schedule, called by round; restartable
     config: Mapping[str, Any] = field(default_factory=dict)  # the server's train ConfigRecord
     wire_keys: frozenset[str] = frozenset()  # state-dict keys received from the server
     gate: Any = None
