@@ -8,6 +8,12 @@ config is fused with the app's pyproject defaults, as under ``flwr run .``) with
 ``TaskIdentity`` and calls ``_run_simulation``. ``server_identity`` gives a test process the
 identity a ServerApp has, so that ``Message``s can be built outside one.
 
+While a simulation runs, the engine's loop that hands the ServerApp's messages to the client
+actors (``vce_api.add_messages_to_queue``) is ``prompt_message_pickup``: Flower's looks for new
+messages every 0.1 s, so every round's messages waited 0.05 s on average before any client
+started. Ours looks again after ten times the cost of its last look, between 2 ms and 0.1 s:
+at once for a few SuperNodes (the cohort engine), as Flower does for thousands.
+
 These names are private to Flower and may change in any release:
 ``tests/simulations/test_flower_runtime.py`` checks each one and fails on an upgrade that
 breaks them. Nothing else in fedlite imports from ``flwr`` beyond ``flwr.app``,
@@ -18,12 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from queue import Queue
 from typing import Any
 
 from flwr.app import Context, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.server.superlink.fleet.vce import vce_api
 from flwr.serverapp import ServerApp
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.constant import NOOP_FEDERATION_ID
@@ -38,7 +48,10 @@ PRIVATE_NAMES = {  # module -> names fedlite takes from it (the upgrade test che
     "flwr.supercore.constant": ["NOOP_FEDERATION_ID"],
     "flwr.supercore.telemetry": ["EventType"],
     "flwr.common.constant": ["SUPERLINK_NODE_ID"],
+    "flwr.server.superlink.fleet.vce.vce_api": ["add_messages_to_queue", "run_api"],
 }
+# The message pickup's wait: this many times its last look's cost, within these bounds (s).
+PICKUP_WAIT_PER_LOOK, PICKUP_WAIT_MIN, PICKUP_WAIT_MAX = 10.0, 0.002, 0.1
 
 
 def run_in_process(*, num_supernodes: int, client_app: ClientApp, server_app: ServerApp,
@@ -54,11 +67,36 @@ def run_in_process(*, num_supernodes: int, client_app: ClientApp, server_app: Se
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     context = Context(run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(),
                       run_config=dict(run_config))
-    _run_simulation(num_supernodes=num_supernodes,
-                    exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-                    client_app=client_app, server_app=server_app, backend_name="ray",
-                    backend_config=backend_config, app_dir=app_dir, run=run,
-                    server_app_context=context, is_app=True, verbose_logging=verbose)
+    with _replaced(vce_api, "add_messages_to_queue", prompt_message_pickup):
+        _run_simulation(num_supernodes=num_supernodes,
+                        exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+                        client_app=client_app, server_app=server_app, backend_name="ray",
+                        backend_config=backend_config, app_dir=app_dir, run=run,
+                        server_app_context=context, is_app=True, verbose_logging=verbose)
+
+
+def prompt_message_pickup(state: Any, queue: Queue, nodes_mapping: Mapping[int, Any],
+                          f_stop: threading.Event) -> None:
+    """``vce_api.add_messages_to_queue`` (same arguments, same work: every SuperNode's next
+    undelivered message into the actors' queue) with a wait that follows its own cost."""
+    while not f_stop.is_set():
+        began = time.perf_counter()
+        for node_id in nodes_mapping.keys():
+            for message in state.get_message_ins(node_id=node_id, limit=1):
+                queue.put(message)
+        look = time.perf_counter() - began
+        f_stop.wait(min(PICKUP_WAIT_MAX, max(PICKUP_WAIT_MIN, PICKUP_WAIT_PER_LOOK * look)))
+
+
+@contextlib.contextmanager
+def _replaced(module: Any, name: str, value: Any) -> Iterator[None]:
+    """``module.name`` is ``value`` inside the block (Flower's engine looks it up per run)."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
 
 
 @contextlib.contextmanager

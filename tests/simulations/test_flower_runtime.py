@@ -62,3 +62,44 @@ def test_nothing_else_imports_from_flowers_internals():
             offenders += [f"{path.relative_to(ROOT)}: {m}" for m in _flwr_imports(path)
                           if not m.startswith(PUBLIC)]
     assert offenders == []
+
+
+def test_the_engine_looks_up_its_message_pickup_by_the_name_the_adapter_replaces():
+    from flwr.server.superlink.fleet.vce import vce_api
+
+    assert "add_messages_to_queue" in vce_api.run_api.__code__.co_names
+    ours = inspect.signature(flower_runtime.prompt_message_pickup).parameters
+    assert list(inspect.signature(vce_api.add_messages_to_queue).parameters) == list(ours)
+
+
+def test_message_pickup_hands_every_nodes_message_over_and_stops_when_told():
+    import queue
+    import threading
+
+    class Link:  # what the pickup reads of Flower's LinkState: one undelivered message a node
+        def __init__(self) -> None:
+            self.waiting = {1: ["a1", "a2"], 2: ["b1"], 3: []}
+
+        def get_message_ins(self, node_id: int, limit: int) -> list[str]:
+            taken = self.waiting[node_id][:limit]
+            del self.waiting[node_id][:limit]
+            return taken
+
+    link, handed, stop = Link(), queue.Queue(), threading.Event()
+    worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
+                              args=(link, handed, dict.fromkeys(link.waiting), stop))
+    worker.start()
+    got = [handed.get(timeout=5) for _ in range(3)]
+    stop.set()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert sorted(got) == ["a1", "a2", "b1"] and got.index("a1") < got.index("a2")
+
+
+def test_the_pickup_is_flowers_again_after_a_run():
+    from flwr.server.superlink.fleet.vce import vce_api
+
+    original = vce_api.add_messages_to_queue
+    with flower_runtime._replaced(vce_api, "add_messages_to_queue", print):
+        assert vce_api.add_messages_to_queue is print
+    assert vce_api.add_messages_to_queue is original
