@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 P = mem.PREFIX
 
 
-def _scalar(value) -> float:
-    # Scalars are stored as shape-(1,) arrays: a 0-d array does not survive Flower's
-    # ArrayRecord round trip through context.state as 0-d.
-    return float(np.asarray(value).reshape(-1)[0])
-
-
 def task_data(x: np.ndarray, y: np.ndarray, classes, cap: int) -> tuple[np.ndarray, np.ndarray]:
     """The samples of ``classes``, at most ``cap`` per class (first ones; 0 = all)."""
     index = [np.flatnonzero(y == c)[:cap or None] for c in classes]
@@ -112,7 +106,7 @@ def bound(state: MutableMapping[str, np.ndarray], c: ContinualConfig, dim: int,
     key = P + ("radius" if space == "feature" else "embed-radius")
     if key not in state:
         return 0.0
-    return _scalar(state[key]) * c.radius_scale * float(np.sqrt(dim))
+    return mem.scalar(state[key]) * c.radius_scale * float(np.sqrt(dim))
 
 
 def adam(lr: float, head_scale: float = 1.0):

@@ -43,12 +43,6 @@ log = logging.getLogger(__name__)
 P = mem.PREFIX
 
 
-def _scalar(value) -> float:
-    # Scalars are stored as shape-(1,) arrays: a 0-d array does not survive Flower's
-    # ArrayRecord round trip through context.state as 0-d.
-    return float(np.asarray(value).reshape(-1)[0])
-
-
 class Continual(Method):
     name = "continual"
     settings = ContinualConfig
@@ -92,7 +86,7 @@ class Continual(Method):
         plan = task_plan(s, rnd.num_rounds, teacher.num_classes)
         task = plan.task_of_round(rnd.server_round)
         metrics: dict[str, float] = {"continual-task": float(task)}
-        last = int(_scalar(state[P + "task"])) if P + "task" in state else -1
+        last = int(mem.scalar(state[P + "task"])) if P + "task" in state else -1
         if s.method != "finetune" and task > 0 and last < task:
             metrics |= cross_boundary(model, rnd.client.train_x, rnd.client.train_y, s, plan,
                                       task, rnd.seed, rnd.server_round, rnd.client_id,
