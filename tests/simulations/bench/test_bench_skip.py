@@ -81,3 +81,32 @@ def test_arms_stepped_in_turns_train_as_each_would_alone(partition_cache, tmp_pa
     assert 0.0 < series["skip"][1]["skipped_share"] < 1.0  # round 2 has a threshold
     assert series["skip"][1]["dropped_share_measured_max"] <= 0.1 + 1e-9
     assert np.isfinite(series["skip"][1]["selection_seconds"])
+
+
+def test_skipping_arms_go_on_until_they_have_spent_plains_client_seconds(partition_cache,
+                                                                         tmp_path):
+    base = RunConfig(num_rounds=2, num_clients=3, dataset="digits", partitioner="dirichlet",
+                     model="mlp", seed=3, device="cpu", results_dir=str(tmp_path))
+    skipping = base.with_keys({"skip.enabled": True, "skip.min-threshold": 0.0})
+    series = interleaved({"plain": base, "skip": skipping}, max_rounds=5)
+    assert len(series["plain"]) == 2
+    rounds = len(series["skip"])
+    spent = [sum(r["client_seconds"] for r in series[arm]) for arm in ("plain", "skip")]
+    assert 2 <= rounds <= 5
+    # it stopped at the cap, or as soon as it had spent what plain spent (not before)
+    assert rounds == 5 or spent[1] >= spent[0]
+    before_last = sum(r["client_seconds"] for r in series["skip"][:-1])
+    assert rounds == 2 or before_last < spent[0]
+    # rounds past plain's are the federation's own next rounds, as if it had run alone
+    alone = run_sequential_fedavg(skipping.with_keys({"num-rounds": rounds}))
+    assert [r["accuracy"] for r in series["skip"]] == alone.accuracy
+
+
+def test_the_gap_is_judged_at_the_arms_last_round_and_at_plains():
+    plain = arm([0.5, 0.8, 0.9], [4.0] * 3)
+    longer = arm([0.5, 0.7, 0.85, 0.89, 0.9], [2.0] * 5, skipped=0.6, dropped=0.09)
+    result = compare({"plain": plain, "skip": longer})["arms"]["skip"]
+    assert result["rounds"] == 5
+    assert result["accuracy_gap"] == pytest.approx(0.0)
+    assert result["accuracy_gap_same_round"] == pytest.approx(5.0)
+    assert result["speedup_client"] == pytest.approx(12 / 10)  # 0.9 - 0.002 first at round 5
