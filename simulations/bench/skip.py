@@ -18,11 +18,10 @@ rounds; a skipping arm goes on past them, in turns with the other skipping arms,
 spent plain's client seconds (at most ``MAX_ROUNDS_FACTOR`` x ``ROUNDS`` rounds): the same
 compute, as Selective Backprop compares its arms at equal time. Its final accuracy, and so its
 ``accuracy_gap``, is the one at that point; ``accuracy_gap_same_round`` is the gap at round
-``ROUNDS``. Arms: ``skip`` (error bound
-0.1, the default ``refill`` batch form) and ``skip-shrink`` (the published per-batch form, one
-smaller step per mini-batch). Held-out seeds, never used to choose a setting, repeat plain against
-skipping in two worker processes side by side (their seconds are shown, but only the bench
-seed's are timed alone).
+``ROUNDS``. Arms: ``skip`` (error bound ``ERROR_BOUND``, the default ``refill`` batch form)
+and ``skip-shrink`` (the published per-batch form, one smaller step per mini-batch).
+Held-out seeds, never used to choose a setting, repeat plain against skipping in two worker
+processes side by side (their seconds are shown, but only the bench seed's are timed alone).
 
 ``ROUNDS`` was fixed from plain training's curve before any skipping arm ran: at round 10 plain
 still gains 0.3 point a round; ``plain_gain_last_5_rounds`` records what the last five of 30
@@ -42,7 +41,10 @@ from simulations.scenarios import load_scenario
 
 ROUNDS = 30
 MAX_ROUNDS_FACTOR = 2  # a skipping arm's rounds: until it has spent plain's client seconds
-ERROR_BOUND = 0.1
+# chosen on tuning seeds 1 and 2 (never the bench's or the held-out ones), by a rule fixed
+# before they ran: of 0.1, 0.15 and 0.2, the bound with the best mean time-to-target speed-up
+# whose gap at equal compute stays within 0.3 point on both (docs/experiments/skip.md)
+ERROR_BOUND = 0.2
 TARGET_MARGIN = 0.002  # the target: plain's final accuracy minus 0.2 point
 FINAL_ROUNDS = 5  # the skipped share is judged on the mean of the last five rounds
 HELDOUT_SEEDS = (11, 12, 13)  # never used to choose a setting
