@@ -56,6 +56,25 @@ def _save_state(context: Context, state: dict[str, np.ndarray]) -> None:
                                                 for k, v in state.items()})
 
 
+# The server's arrays of the last message, decoded: the clients a cohort host trains in a round
+# are all sent the same ArrayRecord, so it is decoded once, not once per client (the Array
+# objects are held, so ``is`` cannot match a new message's arrays by a reused id).
+_last_received: tuple[list[tuple[str, Array]], dict[str, np.ndarray]] = ([], {})
+
+
+def _server_arrays(record: ArrayRecord) -> dict[str, np.ndarray]:
+    global _last_received
+    items = list(record.items())
+    seen, decoded = _last_received
+    same = len(items) == len(seen) and all(
+        key == old_key and array is old
+        for (key, array), (old_key, old) in zip(items, seen, strict=True))
+    if not same:
+        decoded = {key: array.numpy() for key, array in items}
+        _last_received = (items, decoded)
+    return decoded
+
+
 def _setup(msg: Message, context: Context):
     """Config, client id, model (server arrays + this client's local arrays), data, state,
     and the keys that came from the server."""
@@ -63,7 +82,7 @@ def _setup(msg: Message, context: Context):
     client_id = client_id_of(context)
     model, initial = _model(cfg)
     state = _load_state(context)
-    received = {key: array.numpy() for key, array in msg.content["arrays"].items()}
+    received = _server_arrays(msg.content["arrays"])
     if receive(model, cfg, received, state, initial):
         log.info("fedlite: client %d has no local state yet: initialized it from the common "
                  "seeded model", client_id)

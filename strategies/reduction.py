@@ -51,7 +51,7 @@ def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], ex
     A reply that ``problem`` rejects, or an error, stays out of the sum and is named in the
     ``reduction`` record; with no good reply the content holds the record alone.
     """
-    good: list[tuple[float, RecordDict]] = []
+    good: list[tuple[float, RecordDict, dict[str, np.ndarray]]] = []
     rejected_nodes, rejected_reasons, failed_nodes, failed_reasons = [], [], [], []
     bytes_up = 0
     for node, reply, error in replies:
@@ -59,14 +59,15 @@ def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], ex
             failed_nodes.append(node)
             failed_reasons.append(str(error))
             continue
-        reason = problem(reply, expected, max_examples)
+        arrays: dict[str, np.ndarray] = {}
+        reason = problem(reply, expected, max_examples, decoded=arrays)
         if reason is not None:
             rejected_nodes.append(node)
             rejected_reasons.append(reason)
             continue
         bytes_up += sum(record.count_bytes() for record in reply.content.array_records.values())
         metrics = next(iter(reply.content.metric_records.values()))
-        good.append((float(metrics["num-examples"]), reply.content))
+        good.append((float(metrics["num-examples"]), reply.content, arrays))
     content = RecordDict()
     if good:
         content["arrays"] = weighted_arrays(good, expected)
@@ -78,20 +79,23 @@ def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], ex
     return content
 
 
-def weighted_arrays(good: list[tuple[float, RecordDict]], expected: Spec) -> ArrayRecord:
-    total = sum(weight for weight, _ in good)
+def weighted_arrays(good: list[tuple[float, RecordDict, dict[str, np.ndarray]]],
+                    expected: Spec) -> ArrayRecord:
+    total = sum(weight for weight, _, _ in good)
     sums: dict[str, np.ndarray] = {}
-    for weight, content in good:
-        for key, array in content["arrays"].items():
-            value = array.numpy().astype(np.float64) * (weight / total)
+    for weight, _, arrays in good:
+        for key, array in arrays.items():
+            value = array.astype(np.float64) * (weight / total)
             sums[key] = value if key not in sums else sums[key] + value
     return ArrayRecord({key: Array(np.ascontiguousarray(value.astype(expected[key][1])))
                         for key, value in sums.items()})
 
 
-def weighted_metrics(good: list[tuple[float, RecordDict]]) -> MetricRecord:
-    total = sum(weight for weight, _ in good)
-    records = [(weight, next(iter(content.metric_records.values()))) for weight, content in good]
+def weighted_metrics(good: list[tuple[float, RecordDict, dict[str, np.ndarray]]]
+                     ) -> MetricRecord:
+    total = sum(weight for weight, _, _ in good)
+    records = [(weight, next(iter(content.metric_records.values())))
+               for weight, content, _ in good]
     out: dict[str, float | int] = {}
     for key, value in records[0][1].items():
         if not isinstance(value, (int, float)):

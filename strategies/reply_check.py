@@ -20,8 +20,10 @@ def spec_of(arrays: ArrayRecord) -> Spec:
 
 
 def problem(msg: Message, expected: Spec, max_examples: float,
-            arrays_key: str = "arrays", weight_key: str = "num-examples") -> str | None:
-    """Why a training reply must not be aggregated, or None if it is fine."""
+            arrays_key: str = "arrays", weight_key: str = "num-examples",
+            decoded: dict[str, np.ndarray] | None = None) -> str | None:
+    """Why a training reply must not be aggregated, or None if it is fine. ``decoded``, if
+    given, receives the arrays as checked, so a caller that sums them need not decode again."""
     content = msg.content
     if arrays_key not in content.array_records:
         return f"no ArrayRecord '{arrays_key}'"
@@ -38,6 +40,8 @@ def problem(msg: Message, expected: Spec, max_examples: float,
         if str(array.dtype) != dtype:
             return f"'{key}' has dtype {array.dtype}, expected {dtype}"
         values = array.numpy()
+        if decoded is not None:
+            decoded[key] = values
         if values.dtype.kind in "fc" and not np.isfinite(values).all():
             return f"'{key}' holds NaN or Inf"
     weights = [record[weight_key] for record in content.metric_records.values()
