@@ -23,15 +23,15 @@ from torch import Tensor
 from fedlite.continual.model import Branch
 
 PREFIX = "continual/"
+KEYS = ("proto-embeddings", "proto-labels")
+FEATURES = "proto-features"  # class-mean features (the PASS-style baseline only)
+SAMPLES = "proto-samples"  # the prototype inputs themselves (adaptive only)
 
 
 def scalar(value) -> float:
     """A scalar of the client's state. Scalars are stored as shape-(1,) arrays: a 0-d array
     does not survive Flower's ArrayRecord round trip through context.state as 0-d."""
     return float(np.asarray(value).reshape(-1)[0])
-KEYS = ("proto-embeddings", "proto-labels")
-FEATURES = "proto-features"  # class-mean features (the PASS-style baseline only)
-SAMPLES = "proto-samples"  # the prototype inputs themselves (adaptive only)
 
 
 @torch.no_grad()
