@@ -26,6 +26,7 @@ from fedlite.federation import (data_for, initial_model, local_round, resolve_de
                                 use_deterministic_kernels)
 from fedlite.train import evaluate as evaluate_model
 from fedlite.wire import keep_local, receive, wire_state
+from strategies.array_codec import decode
 
 app = ClientApp()
 log = logging.getLogger("flwr")
@@ -47,7 +48,7 @@ def _load_state(context: Context) -> dict[str, np.ndarray]:
     """The client's method and local-model state; Flower ships ``context.state`` with every
     message, so it holds only small arrays (a histogram, a threshold, local factors)."""
     record = context.state.get(STATE_KEY)
-    return {} if record is None else {key: array.numpy() for key, array in record.items()}
+    return {} if record is None else {key: decode(array) for key, array in record.items()}
 
 
 def _save_state(context: Context, state: dict[str, np.ndarray]) -> None:
@@ -70,7 +71,7 @@ def _server_arrays(record: ArrayRecord) -> dict[str, np.ndarray]:
         key == old_key and array is old
         for (key, array), (old_key, old) in zip(items, seen, strict=True))
     if not same:
-        decoded = {key: array.numpy() for key, array in items}
+        decoded = {key: decode(array) for key, array in items}
         _last_received = (items, decoded)
     return decoded
 

@@ -17,6 +17,7 @@ from flwr.clientapp.typing import ClientAppCallable
 
 from clients.context import client_id_of, config_of
 from fedlite.methods import Method, table
+from strategies.array_codec import decode
 
 CLIPPING_KEY = "client-clipping"  # "fixed" | "adaptive", set by strategies.server_app
 CLIPPING_MODS = {"fixed": fixedclipping_mod, "adaptive": adaptiveclipping_mod}
@@ -34,8 +35,8 @@ def method_outgoing_mod(msg: Message, context: Context, call_next: ClientAppCall
     transforms = [(m, s) for m, s in table.active(cfg) if _transforms_replies(m)]
     if not transforms:
         return reply
-    sent = {key: array.numpy() for key, array in msg.content["arrays"].items()}
-    arrays = {key: array.numpy() for key, array in reply.content["arrays"].items()}
+    sent = {key: decode(array) for key, array in msg.content["arrays"].items()}
+    arrays = {key: decode(array) for key, array in reply.content["arrays"].items()}
     for method, settings in transforms:
         arrays = method.outgoing(settings, client_id_of(context), cfg.num_clients, sent, arrays)
     reply.content["arrays"] = ArrayRecord({k: Array(np.ascontiguousarray(v))

@@ -12,6 +12,8 @@ import math
 import numpy as np
 from flwr.app import ArrayRecord, Message
 
+from strategies.array_codec import decode
+
 Spec = dict[str, tuple[tuple[int, ...], str]]  # key -> (shape, dtype) of what was sent
 
 
@@ -39,7 +41,7 @@ def problem(msg: Message, expected: Spec, max_examples: float,
             return f"'{key}' has shape {tuple(array.shape)}, expected {shape}"
         if str(array.dtype) != dtype:
             return f"'{key}' has dtype {array.dtype}, expected {dtype}"
-        values = array.numpy()
+        values = decode(array)
         if decoded is not None:
             decoded[key] = values
         if values.dtype.kind in "fc" and not np.isfinite(values).all():

@@ -25,6 +25,7 @@ from fedlite.records import RunRecorder
 from fedlite.train import evaluate
 from fedlite.wire import split_keys, wire_state
 from strategies.accounting import Accounting
+from strategies.array_codec import decode
 from strategies.checkpointing import check_resumable, checkpoint_state, resume, shifted
 from strategies.cohort import CohortGrid, host_indices
 from strategies.failure import RunFailed, failure_of
@@ -166,7 +167,7 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
                  "(node-reduction)", cfg.nodes)
 
     def round_end(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-        arrays_np = {key: array.numpy() for key, array in arrays.items()}
+        arrays_np = {key: decode(array) for key, array in arrays.items()}
         load_arrays(model, arrays_np)
         metrics: dict[str, Any] = {"round": server_round}
         for method, settings in table.active(cfg):

@@ -89,6 +89,14 @@ def test_fedper_keeps_its_local_module():
     assert set(local_state(ctx)) == {STATE_PREFIX + "fc2.weight", STATE_PREFIX + "fc2.bias"}
 
 
+def test_a_dense_client_keeps_no_arrays():
+    cfg = config(model="mlp")
+    ctx = context(cfg)
+    reply = client_app.train(message(server_arrays(cfg)), ctx)
+    assert set(reply.content["arrays"]) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    assert "fedlite" not in ctx.state or not local_state(ctx)
+
+
 def test_local_clients_send_and_load_nothing():
     cfg = config(model="mlp", federated=False)
     ctx = context(cfg)

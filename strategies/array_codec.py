@@ -1,0 +1,57 @@
+"""A Flower ``Array`` back to numpy without parsing its header each time.
+
+Flower stores an ``Array`` as an in-memory ``.npy`` file (``np.save``), and ``Array.numpy()``
+reads it with ``np.load``, which parses the header's text (``ast.literal_eval``) on every
+call: 0.3 ms for the small CNN's eight arrays against 0.03 ms for copying their data. A cohort
+host reads every client's reply before summing it, so in `fedlite bench scale` at 10,000
+clients that parse was about a tenth of a host's time.
+
+An array of a given dtype and shape always gets the same header bytes (``numpy.lib.format``,
+version 1.0, C order), so ``decode`` builds that header once per dtype and shape and, where an
+Array's data starts with it and holds exactly the array's bytes after it, copies those bytes
+out. Anything else (Fortran order, another byte order, a version-2 header, a non-numpy
+``stype``) goes through ``Array.numpy()`` as before, errors included.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from functools import lru_cache
+
+import numpy as np
+from flwr.app import Array
+from numpy.lib import format as npy
+
+NUMPY_STYPE = "numpy.ndarray"  # Flower's SType.NUMPY
+
+
+@lru_cache(maxsize=4096)
+def _header(dtype: str, shape: tuple[int, ...]) -> bytes | None:
+    """The bytes ``np.save`` writes before the data of a C-ordered ``dtype`` array of
+    ``shape``; None for a dtype this reader leaves to ``np.load``."""
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:
+        return None
+    if kind.hasobject:
+        return None
+    buffer = io.BytesIO()
+    npy.write_array_header_1_0(buffer, {"descr": npy.dtype_to_descr(kind),
+                                        "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def decode(array: Array) -> np.ndarray:
+    """``array.numpy()``: a new, writable array equal to what was encoded."""
+    if array.stype == NUMPY_STYPE:
+        shape = tuple(int(n) for n in array.shape)
+        header = _header(str(array.dtype), shape)
+        data = array.data
+        if header is not None and data.startswith(header):
+            kind = np.dtype(array.dtype)
+            count = math.prod(shape)
+            if count and len(data) == len(header) + count * kind.itemsize:
+                return np.frombuffer(data, dtype=kind, count=count,
+                                     offset=len(header)).reshape(shape).copy()
+    return array.numpy()
