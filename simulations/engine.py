@@ -86,7 +86,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     from flwr.serverapp import ServerApp
 
     from clients.client_app import app as client_app
-    from simulations.flower_runtime import run_in_process
+    from simulations.flower_runtime import MESSAGES_PUSHED, run_in_process
     from strategies.failure import RunFailed
     from strategies.grids import StoppableGrid
     from strategies.server_app import preflight, run_federation
@@ -113,9 +113,17 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     server_app = ServerApp()
     failed = threading.Event()  # the runtime failed: the ServerApp thread must not wait on
 
+    class PickupGrid(StoppableGrid):
+        """Wakes the engine's message pickup as soon as messages are pushed."""
+
+        def push_messages(self, messages):
+            ids = list(super().push_messages(messages))
+            MESSAGES_PUSHED.set()
+            return ids
+
     @server_app.main()
     def _main(grid, context) -> None:
-        summaries.append(run_federation(StoppableGrid(grid, failed, REPLY_POLL_SECONDS), cfg,
+        summaries.append(run_federation(PickupGrid(grid, failed, REPLY_POLL_SECONDS), cfg,
                                         on_round, on_start))
 
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)

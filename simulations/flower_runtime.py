@@ -11,8 +11,10 @@ identity a ServerApp has, so that ``Message``s can be built outside one.
 While a simulation runs, the engine's loop that hands the ServerApp's messages to the client
 actors (``vce_api.add_messages_to_queue``) is ``prompt_message_pickup``: Flower's looks for new
 messages every 0.1 s, so every round's messages waited 0.05 s on average before any client
-started. Ours looks again after ten times the cost of its last look, between 2 ms and 0.1 s:
-at once for a few SuperNodes (the cohort engine), as Flower does for thousands.
+started. Ours looks as soon as the ServerApp's grid has pushed (``MESSAGES_PUSHED``, set by the
+engine's grid), again at once while a look finds messages (it takes one a node), and otherwise
+every 0.1 s as Flower's does. A loop that looked every few milliseconds instead kept a tenth of
+a core busy beside the client actors.
 
 These names are private to Flower and may change in any release:
 ``tests/simulations/test_flower_runtime.py`` checks each one and fails on an upgrade that
@@ -25,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from queue import Queue
 from typing import Any
@@ -50,8 +51,9 @@ PRIVATE_NAMES = {  # module -> names fedlite takes from it (the upgrade test che
     "flwr.common.constant": ["SUPERLINK_NODE_ID"],
     "flwr.server.superlink.fleet.vce.vce_api": ["add_messages_to_queue", "run_api"],
 }
-# The message pickup's wait: this many times its last look's cost, within these bounds (s).
-PICKUP_WAIT_PER_LOOK, PICKUP_WAIT_MIN, PICKUP_WAIT_MAX = 10.0, 0.002, 0.1
+# Set after the ServerApp pushes messages; the pickup waits on it, at most PICKUP_WAIT_MAX s.
+MESSAGES_PUSHED = threading.Event()
+PICKUP_WAIT_MAX = 0.1  # Flower's own loop looks this often
 
 
 def run_in_process(*, num_supernodes: int, client_app: ClientApp, server_app: ServerApp,
@@ -78,14 +80,16 @@ def run_in_process(*, num_supernodes: int, client_app: ClientApp, server_app: Se
 def prompt_message_pickup(state: Any, queue: Queue, nodes_mapping: Mapping[int, Any],
                           f_stop: threading.Event) -> None:
     """``vce_api.add_messages_to_queue`` (same arguments, same work: every SuperNode's next
-    undelivered message into the actors' queue) with a wait that follows its own cost."""
+    undelivered message into the actors' queue), woken by ``MESSAGES_PUSHED``."""
     while not f_stop.is_set():
-        began = time.perf_counter()
+        MESSAGES_PUSHED.clear()  # before looking: a push during the look wakes the next wait
+        found = False
         for node_id in nodes_mapping.keys():
             for message in state.get_message_ins(node_id=node_id, limit=1):
                 queue.put(message)
-        look = time.perf_counter() - began
-        f_stop.wait(min(PICKUP_WAIT_MAX, max(PICKUP_WAIT_MIN, PICKUP_WAIT_PER_LOOK * look)))
+                found = True
+        if not found:
+            MESSAGES_PUSHED.wait(PICKUP_WAIT_MAX)
 
 
 @contextlib.contextmanager

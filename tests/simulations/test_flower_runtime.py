@@ -96,6 +96,35 @@ def test_message_pickup_hands_every_nodes_message_over_and_stops_when_told():
     assert sorted(got) == ["a1", "a2", "b1"] and got.index("a1") < got.index("a2")
 
 
+def test_a_push_wakes_the_pickup_for_a_message_that_came_while_it_waited(monkeypatch):
+    import queue
+    import threading
+
+    class Link:
+        def __init__(self) -> None:
+            self.waiting: list[str] = []
+
+        def get_message_ins(self, node_id: int, limit: int) -> list[str]:
+            taken = self.waiting[:limit]
+            del self.waiting[:limit]
+            return taken
+
+    monkeypatch.setattr(flower_runtime, "PICKUP_WAIT_MAX", 60.0)  # only a push can wake it
+    link, handed, stop = Link(), queue.Queue(), threading.Event()
+    worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
+                              args=(link, handed, {7: None}, stop))
+    worker.start()
+    try:
+        link.waiting.append("late")
+        flower_runtime.MESSAGES_PUSHED.set()
+        assert handed.get(timeout=10) == "late"
+    finally:
+        stop.set()
+        flower_runtime.MESSAGES_PUSHED.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
+
+
 def test_the_pickup_is_flowers_again_after_a_run():
     from flwr.server.superlink.fleet.vce import vce_api
 
