@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
 
-def state_arrays(model: nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+def state_arrays(model: nn.Module, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Copies of the model's state (of ``keys`` only, if given) as numpy arrays."""
+    state = model.state_dict()
+    return {k: state[k].detach().cpu().numpy().copy() for k in (state if keys is None else keys)}
 
 
 def load_arrays(model: nn.Module, arrays: Mapping[str, np.ndarray], strict: bool = True) -> None:

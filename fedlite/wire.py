@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from fedlite.config import RunConfig
-from fedlite.arrays import load_arrays
+from fedlite.arrays import load_arrays, state_arrays
 from fedlite.methods import table
 
 STATE_PREFIX = "local/"
@@ -87,8 +87,5 @@ def receive(model: nn.Module, cfg: RunConfig, arrays: Mapping[str, np.ndarray],
 def keep_local(model: nn.Module, cfg: RunConfig, state: MutableMapping[str, np.ndarray]) -> None:
     """Store the model's local arrays in the client's persistent state (copies)."""
     _, local = split_keys(cfg, model)
-    if not local:  # most runs: nothing stays, so copy nothing
-        return
-    current = model.state_dict()
-    state.update({STATE_PREFIX + key: current[key].detach().cpu().numpy().copy()
-                  for key in local})
+    # most runs keep nothing, so nothing is copied
+    state.update({STATE_PREFIX + key: value for key, value in state_arrays(model, local).items()})

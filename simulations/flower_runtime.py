@@ -13,8 +13,8 @@ actors (``vce_api.add_messages_to_queue``) is ``prompt_message_pickup``: Flower'
 messages every 0.1 s, so every round's messages waited 0.05 s on average before any client
 started. Ours looks as soon as the ServerApp's grid has pushed (``MESSAGES_PUSHED``, set by the
 engine's grid), again at once while a look finds messages (it takes one a node), and otherwise
-every 0.1 s as Flower's does. A loop that looked every few milliseconds instead kept a tenth of
-a core busy beside the client actors.
+every 0.1 s as Flower's does. A loop that looked every few milliseconds instead kept about a
+twentieth of a core busy beside the client actors.
 
 These names are private to Flower and may change in any release:
 ``tests/simulations/test_flower_runtime.py`` checks each one and fails on an upgrade that

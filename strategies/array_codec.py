@@ -27,9 +27,9 @@ NUMPY_STYPE = "numpy.ndarray"  # Flower's SType.NUMPY
 
 
 @lru_cache(maxsize=4096)
-def _header(dtype: str, shape: tuple[int, ...]) -> bytes | None:
+def _header(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, np.dtype] | None:
     """The bytes ``np.save`` writes before the data of a C-ordered ``dtype`` array of
-    ``shape``; None for a dtype this reader leaves to ``np.load``."""
+    ``shape``, and the dtype; None for a dtype this reader leaves to ``np.load``."""
     try:
         kind = np.dtype(dtype)
     except TypeError:
@@ -39,17 +39,17 @@ def _header(dtype: str, shape: tuple[int, ...]) -> bytes | None:
     buffer = io.BytesIO()
     npy.write_array_header_1_0(buffer, {"descr": npy.dtype_to_descr(kind),
                                         "fortran_order": False, "shape": shape})
-    return buffer.getvalue()
+    return buffer.getvalue(), kind
 
 
 def decode(array: Array) -> np.ndarray:
     """``array.numpy()``: a new, writable array equal to what was encoded."""
     if array.stype == NUMPY_STYPE:
         shape = tuple(int(n) for n in array.shape)
-        header = _header(str(array.dtype), shape)
+        known = _header(str(array.dtype), shape)
         data = array.data
-        if header is not None and data.startswith(header):
-            kind = np.dtype(array.dtype)
+        if known is not None and data.startswith(known[0]):
+            header, kind = known
             count = math.prod(shape)
             if count and len(data) == len(header) + count * kind.itemsize:
                 return np.frombuffer(data, dtype=kind, count=count,

@@ -32,6 +32,8 @@ from strategies.reply_check import Spec, problem
 REDUCIBLE = (FedAvg, FedAvgM, FedProx, FedAdam, FedYogi, FedAdagrad)
 RECORD = "reduction"
 SUMMED = frozenset({"num-examples", "samples-seen", "samples-backprop", "train-seconds"})
+# a good reply as the sums take it: its weight, its metrics, its arrays (decoded once, checked)
+Summand = tuple[float, MetricRecord, dict[str, np.ndarray]]
 
 
 def reducible(levels: Sequence[Strategy]) -> bool:
@@ -51,7 +53,7 @@ def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], ex
     A reply that ``problem`` rejects, or an error, stays out of the sum and is named in the
     ``reduction`` record; with no good reply the content holds the record alone.
     """
-    good: list[tuple[float, RecordDict, dict[str, np.ndarray]]] = []
+    good: list[Summand] = []
     rejected_nodes, rejected_reasons, failed_nodes, failed_reasons = [], [], [], []
     bytes_up = 0
     for node, reply, error in replies:
@@ -67,7 +69,7 @@ def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], ex
             continue
         bytes_up += sum(record.count_bytes() for record in reply.content.array_records.values())
         metrics = next(iter(reply.content.metric_records.values()))
-        good.append((float(metrics["num-examples"]), reply.content, arrays))
+        good.append((float(metrics["num-examples"]), metrics, arrays))
     content = RecordDict()
     if good:
         content["arrays"] = weighted_arrays(good, expected)
@@ -79,8 +81,7 @@ def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], ex
     return content
 
 
-def weighted_arrays(good: list[tuple[float, RecordDict, dict[str, np.ndarray]]],
-                    expected: Spec) -> ArrayRecord:
+def weighted_arrays(good: list[Summand], expected: Spec) -> ArrayRecord:
     total = sum(weight for weight, _, _ in good)
     sums: dict[str, np.ndarray] = {}
     for weight, _, arrays in good:
@@ -91,11 +92,9 @@ def weighted_arrays(good: list[tuple[float, RecordDict, dict[str, np.ndarray]]],
                         for key, value in sums.items()})
 
 
-def weighted_metrics(good: list[tuple[float, RecordDict, dict[str, np.ndarray]]]
-                     ) -> MetricRecord:
+def weighted_metrics(good: list[Summand]) -> MetricRecord:
     total = sum(weight for weight, _, _ in good)
-    records = [(weight, next(iter(content.metric_records.values())))
-               for weight, content, _ in good]
+    records = [(weight, metrics) for weight, metrics, _ in good]
     out: dict[str, float | int] = {}
     for key, value in records[0][1].items():
         if not isinstance(value, (int, float)):

@@ -22,6 +22,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from strategies.array_codec import decode
 from strategies.reduction import left_out, reduced_count
 from strategies.reply_check import Spec, problem, spec_of
 
@@ -32,7 +33,7 @@ def cast_to(arrays: ArrayRecord, expected: Spec) -> ArrayRecord:
     """``arrays`` with each array in the dtype ``expected`` names (unchanged if all match)."""
     if all(str(a.dtype) == expected.get(k, (None, str(a.dtype)))[1] for k, a in arrays.items()):
         return arrays
-    return ArrayRecord({k: Array(np.ascontiguousarray(a.numpy().astype(expected[k][1])))
+    return ArrayRecord({k: Array(np.ascontiguousarray(decode(a).astype(expected[k][1])))
                         if k in expected and str(a.dtype) != expected[k][1] else a
                         for k, a in arrays.items()})
 
