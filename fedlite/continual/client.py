@@ -142,8 +142,9 @@ def cross_boundary(model: ContinualNet, x: np.ndarray, y: np.ndarray, c: Continu
     have = set(memory.labels.tolist()) if memory is not None else set()
     todo = [k for k in old_classes if k not in have]
     cap_x, cap_y = task_data(x, y, todo, c.max_samples_per_class)
-    new, missing, radii = mem.select(teacher, cap_x, cap_y, todo,
-                                     class_mean=c.method == "pass", device=device)
+    new, missing, radii = mem.select(
+        teacher, cap_x, cap_y, todo, class_mean=c.method == "pass",
+        centres=c.method == "adaptive" and c.augment_centre == "class-mean", device=device)
     metrics = {"continual-missing-prototypes": float(len(missing))}
     if missing:
         log.warning("fedlite.continual: client %d holds no sample of old classes %s: no "
@@ -166,16 +167,17 @@ def fit_old_vectors(teacher: Branch, memory: mem.Prototypes, fresh: int, c: Cont
                     state: MutableMapping[str, np.ndarray], seed: int, server_round: int,
                     client_id: int) -> dict[str, float]:
     """Re-embed every prototype with the model that ended the last task, snapshot its old
-    classifier, draw vectors for the ``fresh`` new prototypes, and fit all of them through the
-    snapshot until ``augment-keep`` of the points keep their class (or the budget is spent)."""
+    classifier, draw vectors for the ``fresh`` new prototypes, and fit all of them, around the
+    points they augment (``augment-centre``), through the snapshot until ``augment-keep`` of
+    the points keep their class (or the budget is spent)."""
     space = c.augment_space
-    features = mem.features_of(teacher, memory)
+    device = next(teacher.parameters()).device
     with torch.no_grad():
-        device = next(teacher.parameters()).device
-        memory.embeddings = teacher.embed(features.to(device)).cpu()
+        memory.embeddings = teacher.embed(mem.features_of(teacher, memory).to(device)).cpu()
+        centres = mem.centres_of(teacher, memory)
+        base = teacher.embed(centres.to(device)).cpu() if space == "embedding" else centres
     state.update(_snapshot(space, teacher))
     head = OLD_HEADS[space][0](teacher).cpu()  # the snapshot, as the task's later rounds load it
-    base = memory.embeddings if space == "embedding" else features
     generator = torch.Generator().manual_seed(derive_seed(seed, server_round, client_id,
                                                           Stream.VECTORS))
     new = augment.init_vectors(fresh, c.vectors_per_class, base.shape[1], generator)

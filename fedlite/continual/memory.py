@@ -5,10 +5,12 @@ The prototype is the REAL sample whose embedding lies nearest the class mean in 
 (KR 10-2024-0141487, claim 3); memory keeps the sample and its representation, the embedding
 (the space the augmentation vectors live in). The feature vector (the embedding module's input)
 is not stored for a real sample: the client has the sample and the extractor, and recomputes it
-when needed. The PASS-style baseline keeps the class mean of the features instead, and no sample.
-All of it lives in the client's ``state`` under ``continual/``; per class, for Fashion-MNIST and
-the continual CNN: the sample (784 floats), its embedding (64) and its label (the baseline:
-128 + 64 floats and the label).
+when needed. With ``continual.augment-centre = class-mean`` the adaptive method also keeps the
+class's mean features, which its augmented points then surround. The PASS-style baseline keeps
+the class mean of the features instead, and no sample. All of it lives in the client's
+``state`` under ``continual/``; per class, for Fashion-MNIST and the continual CNN: the sample
+(784 floats), its embedding (64) and the label (plus 128 floats of mean features with the
+class-mean centre; the baseline: 128 + 64 floats and the label).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ PREFIX = "continual/"
 KEYS = ("proto-embeddings", "proto-labels")
 FEATURES = "proto-features"  # class-mean features (the PASS-style baseline only)
 SAMPLES = "proto-samples"  # the prototype inputs themselves (adaptive only)
+CENTRES = "proto-centres"  # class-mean features the adaptive augmentation surrounds
 
 
 def scalar(value) -> float:
@@ -60,6 +63,9 @@ class Prototypes:
     embeddings: Tensor  # (K, embed_dim)
     labels: Tensor  # (K,) int64
     samples: Tensor | None = None  # (K, *input_shape): the real samples (None for PASS means)
+    # (K, feature_dim): the classes' mean features at their task's end, which the adaptive
+    # method's augmented points surround (augment-centre = class-mean); None otherwise
+    centres: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -75,14 +81,15 @@ class Radii:
 
 
 def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int], *,
-           class_mean: bool = False, device: torch.device | str = "cpu"
+           class_mean: bool = False, centres: bool = False, device: torch.device | str = "cpu"
            ) -> tuple[Prototypes, list[int], Radii]:
-    """One prototype per class of ``classes`` that the data holds.
+    """One prototype per class of ``classes`` that the data holds (with ``centres``, also each
+    class's mean features beside its prototype sample).
 
     Returns the prototypes, the classes that had no sample (the caller logs and counts them)
     and the PASS radii of the classes' features and embeddings (0 without data).
     """
-    feats, embeds, labels, missing, samples = [], [], [], [], []
+    feats, embeds, labels, missing, samples, means = [], [], [], [], [], []
     traces: dict[str, list[float]] = {"feature": [], "embedding": []}
     y = np.asarray(y)
     for c in classes:
@@ -98,6 +105,8 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
             j = nearest_to_mean(z)
             embeds.append(z[j])
             samples.append(torch.as_tensor(x[index[j]]))
+            if centres:
+                means.append(f.mean(0))
         labels.append(int(c))
         if len(index) > 1:
             traces["feature"].append(float(f.var(0, unbiased=True).sum()))
@@ -110,7 +119,8 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
                            torch.zeros(0, dims["embedding"]), torch.zeros(0, dtype=torch.long))
         return empty, missing, radii
     return (Prototypes(torch.stack(feats) if class_mean else None, torch.stack(embeds),
-                       torch.tensor(labels), torch.stack(samples) if samples else None),
+                       torch.tensor(labels), torch.stack(samples) if samples else None,
+                       torch.stack(means) if means else None),
             missing, radii)
 
 
@@ -118,17 +128,20 @@ def load(state: MutableMapping[str, np.ndarray]) -> Prototypes | None:
     if PREFIX + "proto-labels" not in state:
         return None
     z, y = (torch.as_tensor(state[PREFIX + k]) for k in KEYS)
-    features, samples = state.get(PREFIX + FEATURES), state.get(PREFIX + SAMPLES)
-    return Prototypes(None if features is None else torch.as_tensor(features).float(),
-                      z.float(), y.long(),
-                      None if samples is None else torch.as_tensor(samples).float())
+    def optional(key: str) -> Tensor | None:
+        value = state.get(PREFIX + key)
+        return None if value is None else torch.as_tensor(value).float()
+
+    return Prototypes(optional(FEATURES), z.float(), y.long(), optional(SAMPLES),
+                      optional(CENTRES))
 
 
 def store(state: MutableMapping[str, np.ndarray], memory: Prototypes) -> None:
     for key, value in zip(KEYS, (memory.embeddings, memory.labels), strict=True):
         state[PREFIX + key] = value.detach().cpu().numpy().copy()
     # never leave features or samples that belong to another set of labels
-    for key, value in ((FEATURES, memory.features), (SAMPLES, memory.samples)):
+    for key, value in ((FEATURES, memory.features), (SAMPLES, memory.samples),
+                       (CENTRES, memory.centres)):
         if value is not None:
             state[PREFIX + key] = value.detach().cpu().numpy().copy()
         else:
@@ -144,7 +157,8 @@ def merge(old: Prototypes | None, new: Prototypes) -> Prototypes:
 
     return Prototypes(both(old.features, new.features),
                       torch.cat([old.embeddings, new.embeddings]),
-                      torch.cat([old.labels, new.labels]), both(old.samples, new.samples))
+                      torch.cat([old.labels, new.labels]), both(old.samples, new.samples),
+                      both(old.centres, new.centres))
 
 
 @torch.no_grad()
@@ -160,3 +174,11 @@ def features_of(branch: Branch, memory: Prototypes) -> Tensor:
     features = branch.features(memory.samples.to(device)).cpu()
     branch.train(was)
     return features
+
+
+def centres_of(branch: Branch, memory: Prototypes) -> Tensor:
+    """What the adaptive method's augmented points surround, in the feature space: the stored
+    class means (augment-centre = class-mean), else the prototypes' own features. The means
+    are the features at each task's end; with the extractor frozen after task 0 (the default)
+    they stay exact."""
+    return memory.centres if memory.centres is not None else features_of(branch, memory)

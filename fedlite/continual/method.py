@@ -157,10 +157,11 @@ def augment_range(s: ContinualConfig, state, dim: int, space: str) -> float:
 def adaptive_source(teacher, memory: mem.Prototypes, vectors: torch.Tensor, radius: float,
                     space: str, generator: torch.Generator):
     """Batch size -> augmented old-class points and labels. In the embedding space a point is
-    the prototype's CURRENT embedding (the embedding module adjusts during the task, claim 7,
-    and the gradient of the replay loss reaches it through the prototypes) plus a fitted
-    offset; in the feature space (ablation) the prototype's features plus an offset."""
-    features = mem.features_of(teacher, memory).to(next(teacher.parameters()).device)
+    the CURRENT embedding of its centre (the prototype's features, or the class's mean features
+    with augment-centre = class-mean; the embedding module adjusts during the task, claim 7, and the
+    gradient of the replay loss reaches it through the centres) plus a fitted offset; in the
+    feature space (ablation) the centre's features plus an offset."""
+    features = mem.centres_of(teacher, memory).to(next(teacher.parameters()).device)
 
     def points(n: int):
         base = teacher.embed(features) if space == "embedding" else features
@@ -171,8 +172,9 @@ def adaptive_source(teacher, memory: mem.Prototypes, vectors: torch.Tensor, radi
 
 def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory, space: str):
     """The distilled student's view of the old classes' feature region (embedding-space
-    augmentation only): the prototypes' features plus Gaussian noise at the PASS radius, with
-    the teacher's outputs there as the targets; no label is claimed for them."""
+    augmentation only): the augmentation's centres in the feature space (the prototypes', or
+    the class means) plus Gaussian noise at the PASS radius, with the teacher's outputs there as
+    the targets; no label is claimed for them."""
     if s.method != "adaptive" or s.student_head != "distilled" or space != "embedding" \
             or memory is None or len(memory) == 0:
         return None
@@ -180,7 +182,7 @@ def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory, space:
     radius = bound(rnd.state, s, dim, "feature") / float(np.sqrt(dim))
     if radius <= 0:
         return None
-    probes = mem.Prototypes(mem.features_of(teacher, memory), memory.embeddings, memory.labels)
+    probes = mem.Prototypes(mem.centres_of(teacher, memory), memory.embeddings, memory.labels)
     generator = torch.Generator().manual_seed(
         derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.PROBES))
     return lambda n: augment.gaussian_points(probes, radius, n, generator)

@@ -10,6 +10,7 @@ from fedlite.fields import setting
 
 METHODS = ("finetune", "pass", "adaptive")
 SPACES = ("embedding", "feature")
+CENTRES = ("class-mean", "prototype")
 STUDENT_HEADS = ("distilled", "copied")
 
 
@@ -35,6 +36,10 @@ class ContinualConfig:
                                            "(fedlite's choice; the claims adjust the embedding)")
     augment_space: str = setting("embedding", "adaptive: where prototypes are augmented: "
                                               "embedding (as claimed) or feature (ablation)")
+    augment_centre: str = setting("prototype", "adaptive: what the augmented points surround: "
+                                               "prototype (the selected sample, as claim 4 "
+                                               "reads) or class-mean (the class's mean "
+                                               "features, embedded by the current module)")
     radius_scale: float = setting(0.25, "augmentation range, in units of the PASS radius")
     vectors_per_class: int = setting(16, "learnable augmentation vectors per old prototype")
     augment_steps: int = setting(300, "step budget for fitting the vectors at a task boundary")
@@ -68,6 +73,8 @@ class ContinualConfig:
 
         check(self.method in METHODS, "method", f"choose one of {', '.join(METHODS)}")
         check(self.augment_space in SPACES, "augment-space", f"choose one of {', '.join(SPACES)}")
+        check(self.augment_centre in CENTRES, "augment-centre",
+              f"choose one of {', '.join(CENTRES)}")
         check(self.student_head in STUDENT_HEADS, "student-head",
               f"choose one of {', '.join(STUDENT_HEADS)}")
         check(0 < self.augment_keep <= 1, "augment-keep", "must be in (0, 1]")

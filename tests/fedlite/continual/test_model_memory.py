@@ -52,6 +52,27 @@ def test_prototype_is_the_real_sample_nearest_the_class_mean(digits):
         assert protos.labels[row] == c
 
 
+def test_centres_are_the_class_mean_features_beside_the_prototype(digits):
+    torch.manual_seed(0)
+    branch = ContinualNet((1, 8, 8), 10).teacher
+    x, y = digits.train_x[:400], digits.train_y[:400]
+    plain, _, _ = memory.select(branch, x, y, [3, 7])
+    assert plain.centres is None and memory.centres_of(branch, plain).shape == (2, 128)
+    protos, _, _ = memory.select(branch, x, y, [3, 7], centres=True)
+    torch.testing.assert_close(protos.samples, plain.samples)  # the prototype is unchanged
+    for row, c in enumerate([3, 7]):
+        f, _ = memory.represent(branch, x[y == c])
+        torch.testing.assert_close(protos.centres[row], f.mean(0))
+    torch.testing.assert_close(memory.centres_of(branch, protos), protos.centres)
+    more, _, _ = memory.select(branch, x, y, [1], centres=True)
+    merged = memory.merge(protos, more)
+    state: dict[str, np.ndarray] = {}
+    memory.store(state, merged)
+    back = memory.load(state)
+    assert back.labels.tolist() == [3, 7, 1] and back.centres.shape == (3, 128)
+    torch.testing.assert_close(back.centres, merged.centres)
+
+
 def test_class_without_samples_is_reported_not_invented(digits):
     branch = ContinualNet((1, 8, 8), 10).teacher
     y = digits.train_y[:200]

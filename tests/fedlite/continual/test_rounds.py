@@ -9,10 +9,11 @@ import torch
 
 from fedlite.config import ConfigError, RunConfig
 from fedlite.arrays import load_arrays, state_arrays
-from fedlite.continual.client import adam, reuse_head
+from fedlite.continual import memory as mem
+from fedlite.continual.client import adam, bound, reuse_head
 from fedlite.continual.evaluation import ContinualTracker, forgetting
 from fedlite.continual.losses import PrototypeAnchor, TwoTeacherKD
-from fedlite.continual.method import Continual
+from fedlite.continual.method import Continual, adaptive_source
 from fedlite.continual.tasks import check_holders, parse_tasks, task_plan
 from fedlite.federation import data_for, initial_model, local_round, run_setup
 from fedlite.seeding import derive_seed
@@ -300,6 +301,34 @@ def test_vectors_fitted_at_the_boundary_keep_their_class(tmp_path, partition_cac
         assert 20 <= metrics["continual-aug-steps"] <= 300
 
 
+def test_augmented_points_surround_the_chosen_centre(tmp_path, partition_cache):
+    """augment-centre = class-mean: the points surround the current embedding of the class's
+    mean features; = prototype: of the prototype sample's. Every point lies within the range
+    of its own class's centre, and only class-mean keeps the means in the client's state."""
+    for centre in ("class-mean", "prototype"):
+        cfg = cfg_for(tmp_path, **{"num-clients": 1, "continual.augment-centre": centre})
+        data = data_for(cfg)
+        model = initial_model(cfg, data)
+        state: dict = {}
+        local_round(model, data.client(0), cfg, 1, 0, "cpu", state)
+        local_round(model, data.client(0), cfg, 2, 0, "cpu", state)
+        memory = mem.load(state)
+        teacher = model.teacher
+        assert (memory.centres is not None) == (centre == "class-mean"), centre
+        features = memory.centres if centre == "class-mean" else mem.features_of(teacher, memory)
+        if centre == "class-mean":  # the means are not the prototype samples' features
+            assert not torch.allclose(features, mem.features_of(teacher, memory))
+        radius = bound(state, cfg.section("continual"), 64, "embedding")
+        source = adaptive_source(teacher, memory, torch.as_tensor(state["continual/vectors"]),
+                                 radius, "embedding", torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            points, labels = source(64)
+            centres = teacher.embed(features)
+        for k, label in enumerate(memory.labels.tolist()):
+            mine = points[labels == label]
+            assert len(mine) and float((mine - centres[k]).norm(dim=1).max()) <= radius + 1e-4
+
+
 def test_the_distilled_student_keeps_its_own_head(tmp_path, partition_cache):
     """student-head = distilled: the student's embedding module and classifier learn from the
     teacher's outputs, starting from the student's own received arrays; copied: they start as
@@ -319,6 +348,8 @@ def test_bad_augment_space_and_student_head_name_their_key(tmp_path):
         cfg_for(tmp_path, **{"continual.augment-space": "pixels"})
     with pytest.raises(ConfigError, match="continual.student-head"):
         cfg_for(tmp_path, **{"continual.student-head": "borrowed"})
+    with pytest.raises(ConfigError, match="continual.augment-centre"):
+        cfg_for(tmp_path, **{"continual.augment-centre": "median"})
     with pytest.raises(ConfigError, match="continual.augment-keep"):
         cfg_for(tmp_path, **{"continual.augment-keep": 1.5})
 
