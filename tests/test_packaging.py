@@ -72,3 +72,11 @@ def test_building_prints_no_setuptools_warning(project_copy, tmp_path, hook):
 
         tops = {name.split("/")[0] for name in zipfile.ZipFile(built).namelist()}
         assert tops == {*PACKAGES, "fedlite-0.1.0.dist-info"}
+
+
+def test_the_apps_run_config_is_fedlites_every_key_at_its_default():
+    """Flower refuses a run-config override whose key the app's pyproject does not declare, so a
+    setting missing there fails only once a run starts on the simulation engine."""
+    from fedlite.config import RunConfig
+
+    assert _pyproject()["tool"]["flwr"]["app"]["config"] == RunConfig().to_flat()
