@@ -172,9 +172,10 @@ def fit_old_vectors(teacher: Branch, memory: mem.Prototypes, fresh: int, c: Cont
     the points keep their class (or the budget is spent)."""
     space = c.augment_space
     device = next(teacher.parameters()).device
+    features = mem.features_of(teacher, memory)  # one pass of the extractor over the samples
+    centres = mem.centres_of(teacher, memory, features)
     with torch.no_grad():
-        memory.embeddings = teacher.embed(mem.features_of(teacher, memory).to(device)).cpu()
-        centres = mem.centres_of(teacher, memory)
+        memory.embeddings = teacher.embed(features.to(device)).cpu()
         base = teacher.embed(centres.to(device)).cpu() if space == "embedding" else centres
     state.update(_snapshot(space, teacher))
     head = OLD_HEADS[space][0](teacher).cpu()  # the snapshot, as the task's later rounds load it

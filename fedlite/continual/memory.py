@@ -176,9 +176,11 @@ def features_of(branch: Branch, memory: Prototypes) -> Tensor:
     return features
 
 
-def centres_of(branch: Branch, memory: Prototypes) -> Tensor:
+def centres_of(branch: Branch, memory: Prototypes, features: Tensor | None = None) -> Tensor:
     """What the adaptive method's augmented points surround, in the feature space: the stored
-    class means (augment-centre = class-mean), else the prototypes' own features. The means
-    are the features at each task's end; with the extractor frozen after task 0 (the default)
-    they stay exact."""
-    return memory.centres if memory.centres is not None else features_of(branch, memory)
+    class means (augment-centre = class-mean), else the prototypes' own features (``features``
+    where the caller has just computed them with ``features_of``). The means are the features
+    at each task's end; with the extractor frozen after task 0 (the default) they stay exact."""
+    if memory.centres is not None:
+        return memory.centres
+    return features if features is not None else features_of(branch, memory)
