@@ -1,14 +1,15 @@
 """The cohort grid: many virtual clients on few SuperNodes, each client still its own node to
 the strategy.
 
-In simulation a SuperNode is a worker, not a client: node ``k`` of ``N`` hosts a fixed set of
-clients (``fedlite.cohorts``). Between the strategy and Flower's Grid this adapter lists one
-virtual node id per client, packs the messages of the clients a node hosts into one message for
-that node (each distinct ArrayRecord once, every client's other records and state), and unpacks
-the node's reply into one reply per client, with that client's virtual node id as its source.
-Any Flower Strategy, robust ones included, sees exactly what it would see in a deployment where
-each SuperNode is one client; Flower's engine registers, polls and messages ``N`` nodes, not
-the population. With one client per node (a deployment) the same code sends cohorts of one.
+In simulation a SuperNode is a worker, not a client: each node hosts a fixed set of clients,
+balanced by their training-set sizes (``fedlite.cohorts``). Between the strategy and Flower's
+Grid this adapter lists one virtual node id per client, packs the messages of the clients a node
+hosts into one message for that node (each distinct ArrayRecord once, every client's other
+records and state), and unpacks the node's reply into one reply per client, with that client's
+virtual node id as its source. Any Flower Strategy, robust ones included, sees exactly what it
+would see in a deployment where each SuperNode is one client; Flower's engine registers, polls
+and messages ``N`` nodes, not the population. With one client per node (a deployment) the same
+code sends cohorts of one.
 
 Client state (pFedPara's W2, FedPer's local modules, skipping's threshold and histogram,
 continual learning's memory) is the per-client ``context.state``. With cohorts of one it stays
@@ -23,14 +24,14 @@ its clients' weighted mean, presented to the strategy as one reply that stands f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from clients.cohort import COHORT_TYPE, ERROR_CODE
-from fedlite.cohorts import client_of, host_of, virtual_node_id
+from fedlite.cohorts import client_of, virtual_node_id
 from strategies.grids import ForwardingGrid
 from strategies.reduction import RECORD, left_out
 
@@ -63,15 +64,20 @@ class Transport:
 
 
 class CohortGrid(ForwardingGrid):
-    def __init__(self, grid: Grid, hosts: dict[int, int], num_clients: int,
+    def __init__(self, grid: Grid, hosts: dict[int, int], layout: Sequence[int],
                  carry_state: bool, reduce: bool = False, max_examples: float = 1e9) -> None:
-        """``hosts``: real node id -> host index; ``carry_state``: client state travels with
+        """``hosts``: real node id -> host index; ``layout``: each client's host index
+        (``fedlite.cohorts.balanced_layout``); ``carry_state``: client state travels with
         the client's messages (a cohort simulation) rather than staying on its node;
         ``reduce``: hosts sum their clients' training replies, each checked against
         ``max_examples`` as ``Validation`` checks it."""
         super().__init__(grid)
         self.node_of = {index: node for node, index in hosts.items()}
-        self.num_hosts, self.num_clients = len(hosts), num_clients
+        self.layout, self.num_clients = tuple(layout), len(layout)
+        unknown = set(self.layout) - set(self.node_of)
+        if unknown:
+            raise ValueError(f"the layout puts clients on host(s) {sorted(unknown)}, but the "
+                             f"SuperNodes answered as hosts {sorted(self.node_of)}")
         self.carry_state = carry_state
         self.reduce, self.max_examples = reduce, max_examples
         self.states: dict[int, RecordDict] = {}
@@ -93,7 +99,7 @@ class CohortGrid(ForwardingGrid):
             if not 0 <= client < self.num_clients:
                 raise ValueError(f"message to node {msg.metadata.dst_node_id}, which is no "
                                  f"client of this run (virtual ids 1..{self.num_clients})")
-            key = (host_of(client, self.num_hosts), msg.metadata.message_type)
+            key = (self.layout[client], msg.metadata.message_type)
             groups.setdefault(key, []).append(msg)
         sent = [(self.pack(host, message_type, group), group)
                 for (host, message_type), group in groups.items()]

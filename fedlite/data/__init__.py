@@ -39,6 +39,12 @@ class FederatedData:
     def num_clients(self) -> int:
         return len(self.partitions)
 
+    def train_count(self, client_id: int) -> int:
+        """The size of ``client``'s training split, without touching its samples."""
+        total = len(self.partitions[client_id])
+        train = total - int(round(self.test_fraction * total))  # as both splits cut
+        return min(train, self.train_size) if self.train_size > 0 else train
+
     def client(self, client_id: int) -> ClientData:
         if not 0 <= client_id < self.num_clients:
             raise ValueError(f"partition-id {client_id} is outside 0..{self.num_clients - 1}: "

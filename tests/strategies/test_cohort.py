@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fedlite.cohorts import hosted, virtual_node_id
+from fedlite.cohorts import balanced_layout, hosted, virtual_node_id
 from fedlite.config import RunConfig
-from fedlite.federation import run_sequential_fedavg
+from fedlite.federation import data_for, run_sequential_fedavg
 from fedlite.records import load_checkpoint
 from strategies.cohort import CohortGrid
 
@@ -28,11 +28,33 @@ CASES = {  # what must follow its client from round to round, and a strategy tha
 }
 
 
-def test_a_fixed_layout_every_client_on_one_node():
-    layout = [hosted(k, 4, 10) for k in range(4)]
-    assert layout == [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]
-    assert sorted(c for clients in layout for c in clients) == list(range(10))
-    assert [hosted(k, 3, 3) for k in range(3)] == [[0], [1], [2]]  # a deployment: one each
+def test_the_layout_balances_the_nodes_by_training_set_size():
+    sizes = [50, 10, 40, 30, 30, 20, 60, 10]
+    layout = balanced_layout(sizes, 3)
+    loads = [sum(sizes[c] for c in hosted(k, layout)) for k in range(3)]
+    assert layout == (1, 2, 2, 2, 1, 0, 0, 0)  # largest first, each to the lightest node
+    assert loads == [90, 80, 80]
+    assert sorted(c for k in range(3) for c in hosted(k, layout)) == list(range(8))
+
+
+def test_the_layout_beats_the_modulo_one_on_a_dirichlet_split():
+    data = data_for(RunConfig.from_mapping({**BASE, "num-clients": 20}))
+    sizes = [data.train_count(c) for c in range(20)]
+    assert sizes == [len(data.client(c).train_y) for c in range(20)]
+
+    def spread(layout):
+        loads = [sum(sizes[c] for c in hosted(k, layout)) for k in range(4)]
+        return max(loads) - min(loads)
+
+    assert spread(balanced_layout(sizes, 4)) <= max(sizes)
+    assert spread(balanced_layout(sizes, 4)) < spread([c % 4 for c in range(20)])
+
+
+def test_equal_sizes_give_the_modulo_layout_and_one_node_per_client_itself():
+    assert balanced_layout([5] * 10, 4) == tuple(c % 4 for c in range(10))
+    assert balanced_layout([9, 1, 5], 3) == (0, 1, 2)  # a deployment: each node is its client
+    with pytest.raises(ValueError, match="at least one node"):
+        balanced_layout([1, 2], 0)
 
 
 class ArrivalGrid:
@@ -48,7 +70,8 @@ class ArrivalGrid:
 
 
 def test_the_strategy_sees_one_node_per_client_in_client_order():
-    grid = CohortGrid(ArrivalGrid([]), {70: 1, 10: 0}, num_clients=5, carry_state=True)
+    grid = CohortGrid(ArrivalGrid([]), {70: 1, 10: 0}, layout=[0, 1, 0, 1, 0],
+                      carry_state=True)
     assert list(grid.get_node_ids()) == [virtual_node_id(c) for c in range(5)]
 
 
