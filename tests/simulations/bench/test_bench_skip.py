@@ -110,3 +110,13 @@ def test_the_gap_is_judged_at_the_arms_last_round_and_at_plains():
     assert result["accuracy_gap"] == pytest.approx(0.0)
     assert result["accuracy_gap_same_round"] == pytest.approx(5.0)
     assert result["speedup_client"] == pytest.approx(12 / 10)  # 0.9 - 0.002 first at round 5
+
+
+def test_the_headline_arm_is_the_stale_form_and_the_patents_form_runs_beside_it():
+    from simulations.bench.skip import ARMS, HEADLINE, HELDOUT_ARMS, STALE_EVERY
+
+    assert ARMS[HEADLINE]["skip.selection-every"] == STALE_EVERY > 1
+    assert "skip.selection-every" not in ARMS["skip"]  # a selection forward every mini-batch
+    assert {"plain", "skip", HEADLINE} <= set(HELDOUT_ARMS)
+    for name in ARMS:  # every arm is a valid run config
+        workload(quick=True).with_keys(ARMS[name])
