@@ -13,8 +13,9 @@ actors (``vce_api.add_messages_to_queue``) is ``prompt_message_pickup``: Flower'
 messages every 0.1 s, so every round's messages waited 0.05 s on average before any client
 started. Ours looks as soon as the ServerApp's grid has pushed (``MESSAGES_PUSHED``, set by the
 engine's grid), again at once while a look finds messages (it takes one a node), and otherwise
-every 0.1 s as Flower's does. A loop that looked every few milliseconds instead kept about a
-twentieth of a core busy beside the client actors.
+every 0.1 s as Flower's does. What one look finds goes to the actors heaviest first
+(``clients.cohort.dispatch_load``), where Flower's goes in node order. A loop that looked every
+few milliseconds instead kept about a twentieth of a core busy beside the client actors.
 
 These names are private to Flower and may change in any release:
 ``tests/simulations/test_flower_runtime.py`` checks each one and fails on an upgrade that
@@ -41,6 +42,8 @@ from flwr.supercore.constant import NOOP_FEDERATION_ID
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 from flwr.supercore.telemetry import EventType
+
+from clients.cohort import dispatch_load
 
 PRIVATE_NAMES = {  # module -> names fedlite takes from it (the upgrade test checks these)
     "flwr.simulation.run_simulation": ["_run_simulation"],
@@ -83,11 +86,11 @@ def prompt_message_pickup(state: Any, queue: Queue, nodes_mapping: Mapping[int, 
     undelivered message into the actors' queue), woken by ``MESSAGES_PUSHED``."""
     while not f_stop.is_set():
         MESSAGES_PUSHED.clear()  # before looking: a push during the look wakes the next wait
-        found = False
-        for node_id in nodes_mapping.keys():
-            for message in state.get_message_ins(node_id=node_id, limit=1):
-                queue.put(message)
-                found = True
+        found = [message for node_id in nodes_mapping.keys()
+                 for message in state.get_message_ins(node_id=node_id, limit=1)]
+        # heaviest first (a stable sort: Flower's node order among equals)
+        for message in sorted(found, key=dispatch_load, reverse=True):
+            queue.put(message)
         if not found:
             MESSAGES_PUSHED.wait(PICKUP_WAIT_MAX)
 

@@ -65,15 +65,19 @@ class Transport:
 
 class CohortGrid(ForwardingGrid):
     def __init__(self, grid: Grid, hosts: dict[int, int], layout: Sequence[int],
-                 carry_state: bool, reduce: bool = False, max_examples: float = 1e9) -> None:
+                 carry_state: bool, reduce: bool = False, max_examples: float = 1e9,
+                 sizes: Sequence[int] | None = None) -> None:
         """``hosts``: real node id -> host index; ``layout``: each client's host index
-        (``fedlite.cohorts.balanced_layout``); ``carry_state``: client state travels with
+        (``fedlite.cohorts.balanced_layout``); ``sizes``: each client's training samples, what
+        its packed message's ``load`` sums (the engine hands the heaviest message to an actor
+        first; none: one a client); ``carry_state``: client state travels with
         the client's messages (a cohort simulation) rather than staying on its node;
         ``reduce``: hosts sum their clients' training replies, each checked against
         ``max_examples`` as ``Validation`` checks it."""
         super().__init__(grid)
         self.node_of = {index: node for node, index in hosts.items()}
         self.layout, self.num_clients = tuple(layout), len(layout)
+        self.sizes = tuple(sizes) if sizes is not None else (1,) * self.num_clients
         unknown = set(self.layout) - set(self.node_of)
         if unknown:
             raise ValueError(f"the layout puts clients on host(s) {sorted(unknown)}, but the "
@@ -146,7 +150,8 @@ class CohortGrid(ForwardingGrid):
             "clients": clients, "message-type": message_type, "num-clients": self.num_clients,
             "carry-state": self.carry_state,
             "reduce": self.reduce and message_type == MessageType.TRAIN,
-            "max-examples": float(self.max_examples)})
+            "max-examples": float(self.max_examples),
+            "load": float(sum(self.sizes[c] for c in clients))})
         return Message(content, dst_node_id=self.node_of[host], message_type=COHORT_TYPE)
 
     def unpack(self, reply: Message, group: list[Message]) -> list[Message]:

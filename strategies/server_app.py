@@ -147,10 +147,10 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
     # them (strategies.cohort).
     cohorts = cfg.nodes < cfg.num_clients
     reduce = cohorts and cfg.node_reduction and reducible(list(nested(unwrap(strategy))))
-    layout = balanced_layout([data.train_count(c) for c in range(cfg.num_clients)], cfg.nodes)
-    grid = CohortGrid(grid, host_indices(grid, cfg.node_wait_timeout), layout,
-                      carry_state=cohorts, reduce=reduce,
-                      max_examples=len(data.dataset.train_y))
+    sizes = [data.train_count(c) for c in range(cfg.num_clients)]
+    grid = CohortGrid(grid, host_indices(grid, cfg.node_wait_timeout),
+                      balanced_layout(sizes, cfg.nodes), carry_state=cohorts, reduce=reduce,
+                      max_examples=len(data.dataset.train_y), sizes=sizes)
     # Flower's strategies sample with `random`, its DP wrappers draw noise from numpy's global
     # generator; a resume restores both
     random.seed(cfg.seed)

@@ -132,3 +132,34 @@ def test_the_pickup_is_flowers_again_after_a_run():
     with flower_runtime._replaced(vce_api, "add_messages_to_queue", print):
         assert vce_api.add_messages_to_queue is print
     assert vce_api.add_messages_to_queue is original
+
+
+def test_what_one_look_finds_goes_to_the_actors_heaviest_first():
+    import queue
+    import threading
+    from types import SimpleNamespace
+
+    from clients.cohort import COHORT_TYPE
+
+    def packed(name: str, load: float) -> SimpleNamespace:
+        return SimpleNamespace(name=name, metadata=SimpleNamespace(message_type=COHORT_TYPE),
+                               content={"cohort": {"load": load}})
+
+    class Link:
+        def __init__(self) -> None:  # node order: light, heavy, other, middle
+            self.waiting = {1: [packed("light", 5.0)], 2: [packed("heavy", 40.0)],
+                            3: [SimpleNamespace(name="other")], 4: [packed("middle", 20.0)]}
+
+        def get_message_ins(self, node_id: int, limit: int) -> list:
+            taken = self.waiting[node_id][:limit]
+            del self.waiting[node_id][:limit]
+            return taken
+
+    link, handed, stop = Link(), queue.Queue(), threading.Event()
+    worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
+                              args=(link, handed, dict.fromkeys(link.waiting), stop))
+    worker.start()
+    got = [handed.get(timeout=5).name for _ in range(4)]
+    stop.set()
+    worker.join(timeout=5)
+    assert got == ["heavy", "middle", "light", "other"]

@@ -75,6 +75,21 @@ def test_the_strategy_sees_one_node_per_client_in_client_order():
     assert list(grid.get_node_ids()) == [virtual_node_id(c) for c in range(5)]
 
 
+def test_a_packed_message_carries_its_clients_training_samples_as_its_load(server_identity):
+    from flwr.app import ConfigRecord, Message, RecordDict
+
+    from clients.cohort import dispatch_load
+
+    grid = CohortGrid(ArrivalGrid([]), {70: 1, 10: 0}, layout=[0, 1, 0, 1, 0],
+                      carry_state=True, sizes=[30, 10, 20, 40, 5])
+    group = [Message(RecordDict({"config": ConfigRecord({"lr": 0.1})}),
+                     dst_node_id=virtual_node_id(c), message_type="train") for c in (0, 4)]
+    packed = grid.pack(0, "train", group)
+    assert packed.metadata.dst_node_id == 10
+    assert dispatch_load(packed) == 35.0
+    assert dispatch_load(group[0]) == 0.0  # not a packed message
+
+
 def final_arrays(summary: dict) -> dict[str, np.ndarray]:
     return load_checkpoint(summary["run-dir"])[1]
 
