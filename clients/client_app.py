@@ -129,7 +129,7 @@ def cohort(msg: Message, context: Context) -> Message:
 
 @app.query("partition")
 def partition(msg: Message, context: Context) -> Message:
-    """Which partition this node has: the client it is, or in a cohort simulation the index
-    of the node that hosts clients ``index, index + nodes, ...`` (``fedlite.cohorts``)."""
+    """Which partition this node has: the client it is, or in a cohort simulation its index
+    among the host nodes (the driver's layout says which clients it hosts, ``fedlite.cohorts``)."""
     metrics = {"partition-id": client_id_of(context)}
     return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)

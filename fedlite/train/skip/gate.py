@@ -57,6 +57,7 @@ class SkipGate:
         self.seen = self.kept = self.guard_kept = 0
         self.grad_total = self.grad_dropped = self.grad_above = 0.0
         self.selection_seconds = 0.0
+        self.fresh_total = self.fresh_dropped = 0.0  # ``audit_stale``: fresh ||p - e_y||
         self.epoch_thresholds: list[float] = []
         self.epoch_estimates: list[float] = []
         self.memory: ConfidenceMemory | None = None  # only when selecting on stale confidences
@@ -93,6 +94,10 @@ class SkipGate:
                 conf_np, grad_np = memory.lookup(index.numpy())
             above = conf_np > tau  # a NaN confidence (diverged model) is never above: kept
             skip = self.guard.skippable(above, grad_np)
+            if self.control.audit_stale:
+                fresh_grad = grad_np if fresh else labeled_confidence(select(x), y)[1].cpu().numpy()
+                self.fresh_total += float(np.nansum(fresh_grad, dtype=np.float64))
+                self.fresh_dropped += float(np.nansum(fresh_grad[skip], dtype=np.float64))
             keep_np = ~skip
             self._account(conf_np, grad_np, keep_np, above)
             keep = torch.from_numpy(keep_np)
@@ -159,7 +164,10 @@ class SkipGate:
                 "skip-dropped-gradient": share(self.grad_dropped),
                 "skip-dropped-without-guard": share(self.grad_above),
                 "skip-guard-kept": self.guard_kept / self.seen if self.seen else 0.0,
-                "skip-selection-seconds": self.selection_seconds}
+                "skip-selection-seconds": self.selection_seconds,
+                **({"skip-dropped-gradient-fresh": (self.fresh_dropped / self.fresh_total
+                                                    if self.fresh_total > 0 else 0.0)}
+                   if self.control.audit_stale else {})}
 
     # -- Callback -----------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int) -> None:

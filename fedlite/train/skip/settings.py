@@ -26,6 +26,12 @@ class SkipConfig:
     # every mini-batch
     selection_every: int = setting(1, "fresh selection forward every n-th epoch (1 = every "
                                       "mini-batch)")
+    # a measurement, not a speed-up: with stale selection the guard sees only remembered
+    # ||p - e_y||; this also runs the selection forward in stale epochs so that the share of
+    # fresh gradient mass the skipped samples carried is reported (skip-dropped-gradient-fresh)
+    audit_stale: bool = setting(False, "stale epochs also run the selection forward, to report "
+                                       "the dropped share on fresh confidences (costs what "
+                                       "stale selection saves)")
     # the first round always skips nothing (no threshold yet), so 0 and 1 behave alike
     warmup_rounds: int = setting(0, "the run's first n rounds skip nothing (the histogram still "
                                     "fills)")

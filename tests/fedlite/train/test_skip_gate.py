@@ -212,3 +212,41 @@ def test_stale_selection_still_keeps_every_confidently_wrong_sample(digits):
                                                for i in range(0, 600, 50)], torch.arange(600))]
     # Assert: exactly the remembered low-confidence rows come through, without a forward
     torch.testing.assert_close(torch.cat(kept), x[:50])
+
+
+def test_the_stale_audit_measures_fresh_gradient_mass_and_changes_no_weight(digits):
+    # Prepare: a trained-ish model, and a client whose remembered confidences are all old
+    base, _ = _train(digits, settings=TrainSettings(epochs=3, batch_size=32, lr=0.05))
+    per_epoch = TrainSettings(epochs=1, batch_size=32, lr=0.05, seed=1)
+    runs = {}
+    for audit in (False, True):
+        state = {"skip/threshold": np.array([0.6]), "skip/epochs": np.array([1]),
+                 "skip/confidence": np.full(600, 0.99, np.float32),  # "all easy", long ago
+                 "skip/grad-norm": np.full(600, 0.01, np.float32)}
+        model = _model()
+        model.load_state_dict(base.state_dict())
+        gate = SkipGate(SkipControl(error_bound=0.2, selection_every=2, audit_stale=audit),
+                        state)
+        _, result = _train(digits, gate, model=model, settings=per_epoch)
+        runs[audit] = (model, gate.metrics(), result)
+    # Execute / Assert: the same weights either way; only the audit reports the fresh share
+    for key, value in runs[False][0].state_dict().items():
+        torch.testing.assert_close(runs[True][0].state_dict()[key], value)
+    plain_metrics, audited = runs[False][1], runs[True][1]
+    assert "skip-dropped-gradient-fresh" not in plain_metrics
+    # the guard, on remembered values (all equal), skipped a fifth of the gradient mass it saw;
+    # the fresh mass of those samples is another figure
+    assert audited["skip-dropped-gradient"] == pytest.approx(0.2, abs=0.01)
+    assert 0.0 < audited["skip-dropped-gradient-fresh"] <= 1.0
+    assert audited["skip-dropped-gradient-fresh"] != pytest.approx(
+        audited["skip-dropped-gradient"], abs=1e-3)
+
+
+def test_in_a_fresh_epoch_the_audit_is_the_guards_own_figure(digits):
+    model, _ = _train(digits, settings=TrainSettings(epochs=3, batch_size=32, lr=0.05))
+    gate = SkipGate(SkipControl(error_bound=0.2, audit_stale=True),
+                    {"skip/threshold": np.array([0.6])})
+    _train(digits, gate, model=model, settings=TrainSettings(epochs=1, batch_size=32, lr=0.05))
+    metrics = gate.metrics()
+    assert metrics["skip-dropped-gradient-fresh"] == pytest.approx(
+        metrics["skip-dropped-gradient"], rel=1e-6)
