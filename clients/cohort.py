@@ -13,7 +13,6 @@ messages), the node replies with its clients' weighted sum instead of each reply
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flwr.app import ConfigRecord, Context, Error, Message, Metadata, RecordDict
 
@@ -27,12 +26,11 @@ ERROR_CODE = 1  # a client's handler raised: reported as Flower reports ClientAp
 log = logging.getLogger("flwr")
 
 
-def dispatch_load(message: Any) -> float:
+def dispatch_load(message: Message) -> float:
     """The work a message brings its node: a packed message's clients' training samples (the
     driver's ``load``), 0 for any other. The engine hands the heaviest first, so that the
     actors, taking messages as they free up, finish a round together (longest job first)."""
-    meta = getattr(message, "metadata", None)  # the pickup's test doubles carry none
-    if meta is None or meta.message_type != COHORT_TYPE:
+    if message.metadata.message_type != COHORT_TYPE:
         return 0.0
     return float(message.content["cohort"].get("load", 0.0))
 

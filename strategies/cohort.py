@@ -31,7 +31,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MessageType, Rec
 from flwr.serverapp import Grid
 
 from clients.cohort import COHORT_TYPE, ERROR_CODE
-from fedlite.cohorts import client_of, virtual_node_id
+from fedlite.cohorts import balanced_layout, client_of, virtual_node_id
 from strategies.grids import ForwardingGrid
 from strategies.reduction import RECORD, left_out
 
@@ -64,24 +64,22 @@ class Transport:
 
 
 class CohortGrid(ForwardingGrid):
-    def __init__(self, grid: Grid, hosts: dict[int, int], layout: Sequence[int],
-                 carry_state: bool, reduce: bool = False, max_examples: float = 1e9,
-                 sizes: Sequence[int] | None = None) -> None:
-        """``hosts``: real node id -> host index; ``layout``: each client's host index
-        (``fedlite.cohorts.balanced_layout``); ``sizes``: each client's training samples, what
-        its packed message's ``load`` sums (the engine hands the heaviest message to an actor
-        first; none: one a client); ``carry_state``: client state travels with
+    def __init__(self, grid: Grid, hosts: dict[int, int], sizes: Sequence[int],
+                 carry_state: bool, reduce: bool = False, max_examples: float = 1e9) -> None:
+        """``hosts``: real node id -> host index; ``sizes``: each client's training samples,
+        which place the clients on the hosts (``fedlite.cohorts.balanced_layout``) and make
+        each packed message's ``load`` (the engine hands the heaviest to an actor first);
+        ``carry_state``: client state travels with
         the client's messages (a cohort simulation) rather than staying on its node;
         ``reduce``: hosts sum their clients' training replies, each checked against
         ``max_examples`` as ``Validation`` checks it."""
         super().__init__(grid)
         self.node_of = {index: node for node, index in hosts.items()}
-        self.layout, self.num_clients = tuple(layout), len(layout)
-        self.sizes = tuple(sizes) if sizes is not None else (1,) * self.num_clients
-        unknown = set(self.layout) - set(self.node_of)
-        if unknown:
-            raise ValueError(f"the layout puts clients on host(s) {sorted(unknown)}, but the "
-                             f"SuperNodes answered as hosts {sorted(self.node_of)}")
+        if set(self.node_of) != set(range(len(hosts))):
+            raise ValueError(f"the SuperNodes answered as hosts {sorted(self.node_of)}; a run "
+                             f"of {len(hosts)} nodes needs each of 0..{len(hosts) - 1} once")
+        self.sizes, self.num_clients = tuple(sizes), len(sizes)
+        self.layout = balanced_layout(self.sizes, len(hosts))
         self.carry_state = carry_state
         self.reduce, self.max_examples = reduce, max_examples
         self.states: dict[int, RecordDict] = {}

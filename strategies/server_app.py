@@ -16,7 +16,6 @@ from flwr.serverapp.strategy import (DifferentialPrivacyClientSideAdaptiveClippi
 
 from clients.mods import CLIPPING_KEY
 from fedlite.arrays import load_arrays
-from fedlite.cohorts import balanced_layout
 from fedlite.config import ConfigError, RunConfig
 from fedlite.data import resolve_name
 from fedlite.federation import build_initial, data_for, dense_model, run_setup
@@ -147,10 +146,10 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
     # them (strategies.cohort).
     cohorts = cfg.nodes < cfg.num_clients
     reduce = cohorts and cfg.node_reduction and reducible(list(nested(unwrap(strategy))))
-    sizes = [data.train_count(c) for c in range(cfg.num_clients)]
     grid = CohortGrid(grid, host_indices(grid, cfg.node_wait_timeout),
-                      balanced_layout(sizes, cfg.nodes), carry_state=cohorts, reduce=reduce,
-                      max_examples=len(data.dataset.train_y), sizes=sizes)
+                      [data.train_count(c) for c in range(cfg.num_clients)],
+                      carry_state=cohorts, reduce=reduce,
+                      max_examples=len(data.dataset.train_y))
     # Flower's strategies sample with `random`, its DP wrappers draw noise from numpy's global
     # generator; a resume restores both
     random.seed(cfg.seed)

@@ -9,7 +9,8 @@ import numpy as np
 
 from fedlite.data.dataset import Dataset
 from fedlite.data.hf import HFColumns, hf_federated, is_hf
-from fedlite.data.partition import partition_indices, split_tail, split_train_test
+from fedlite.data.partition import (partition_indices, split_tail, split_train_test,
+                                    train_cut)
 from fedlite.data.sources import download, find_idx_dir, load_dataset, read_idx, resolve_name
 
 __all__ = ["ClientData", "Dataset", "FederatedData", "HFColumns", "download", "federated_data",
@@ -41,9 +42,8 @@ class FederatedData:
 
     def train_count(self, client_id: int) -> int:
         """The size of ``client``'s training split, without touching its samples."""
-        total = len(self.partitions[client_id])
-        train = total - int(round(self.test_fraction * total))  # as both splits cut
-        return min(train, self.train_size) if self.train_size > 0 else train
+        train = train_cut(len(self.partitions[client_id]), self.test_fraction)
+        return min(train, self.train_size) if self.train_size > 0 else train  # as ``client``
 
     def client(self, client_id: int) -> ClientData:
         if not 0 <= client_id < self.num_clients:

@@ -74,12 +74,17 @@ def natural_partitions(owners: np.ndarray, num_clients: int, seed: int) -> list[
     return [np.sort(order[start:end]).astype(np.int64) for start, end in bounds.T]
 
 
+def train_cut(size: int, test_fraction: float) -> int:
+    """How many of a client's ``size`` samples train: the rest, rounded, are its test split."""
+    return size - int(round(test_fraction * size))
+
+
 def split_train_test(indices: np.ndarray, test_fraction: float, seed: int,
                      client: int) -> tuple[np.ndarray, np.ndarray]:
     """A client's own held-out split (personalized models are evaluated on it)."""
     rng = np.random.default_rng([seed, client, 7])
     shuffled = rng.permutation(indices)
-    cut = len(shuffled) - int(round(test_fraction * len(shuffled)))
+    cut = train_cut(len(shuffled), test_fraction)
     return np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
 
 
@@ -134,7 +139,7 @@ def split_tail(indices: np.ndarray, test_fraction: float, seed: int,
     """A client's held-out split as the tail of its (sorted) samples: for windows of a text,
     where a random split would test on windows shifted one character from training ones."""
     del seed, client  # the same signature as split_train_test; nothing is drawn
-    cut = len(indices) - int(round(test_fraction * len(indices)))
+    cut = train_cut(len(indices), test_fraction)
     return indices[:cut], indices[cut:]
 
 

@@ -37,8 +37,9 @@ add.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -108,13 +109,9 @@ def interleaved(configs: Mapping[str, RunConfig], max_rounds: int | None = None
     """Every arm's federation, stepped round by round in turns on one torch thread, for the
     configs' rounds. With ``max_rounds``, the arms other than ``plain`` go on after that, in
     turns, each until its client seconds reach plain's or it has run ``max_rounds`` rounds."""
-    import torch
-
     from fedlite.federation import SequentialFedAvg
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each of Flower's Ray actors trains
-    try:
+    with one_thread():  # as each of Flower's Ray actors trains
         federations = {arm: SequentialFedAvg(cfg) for arm, cfg in configs.items()}
         series: dict[str, list[dict[str, Any]]] = {arm: [] for arm in configs}
         rounds = {cfg.num_rounds for cfg in configs.values()}.pop()
@@ -129,6 +126,17 @@ def interleaved(configs: Mapping[str, RunConfig], max_rounds: int | None = None
                     arm for arm in going if arm != "plain" and server_round < max_rounds
                     and _spent(series[arm]) < budget]
         return series
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside the block, as each of Flower's Ray actors trains."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
     finally:
         torch.set_num_threads(threads)
 
@@ -217,17 +225,11 @@ def audit_replay(cfg: RunConfig, timed: list[dict[str, Any]]) -> dict[str, Any]:
     each round's largest share of fresh gradient mass a client dropped. The audit's forward
     changes no weight (no autograd, batch-norm and dropout in eval mode), so the replay trains
     what the timed run trained; ``same_accuracies`` checks it."""
-    import torch
-
     from fedlite.federation import SequentialFedAvg
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         federation = SequentialFedAvg(cfg.with_keys({"skip.audit-stale": True}))
         rounds = [federation.step() for _ in timed]
-    finally:
-        torch.set_num_threads(threads)
     fresh = [max(c.method_metrics["skip-dropped-gradient-fresh"] for c in r.clients)
              for r in rounds]
     return {"dropped_share_fresh_max": round(max(fresh), 4),

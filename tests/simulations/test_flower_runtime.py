@@ -6,12 +6,38 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import queue
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 from simulations import flower_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = ("flwr.app", "flwr.serverapp", "flwr.clientapp", "flwr.simulation")
+
+
+class Note(str):
+    """A stand-in message: equal to its name, typed as Flower's messages are."""
+
+    def __new__(cls, name: str, message_type: str = "train", content: dict | None = None):
+        note = super().__new__(cls, name)
+        note.metadata = SimpleNamespace(message_type=message_type)
+        note.content = content or {}
+        return note
+
+
+class Link:
+    """What the pickup reads of Flower's LinkState: each node's undelivered messages."""
+
+    def __init__(self, waiting: dict[int, list]) -> None:
+        self.waiting = {node: [m if isinstance(m, Note) else Note(m) for m in messages]
+                        for node, messages in waiting.items()}
+
+    def get_message_ins(self, node_id: int, limit: int) -> list[Note]:
+        taken = self.waiting[node_id][:limit]
+        del self.waiting[node_id][:limit]
+        return taken
 
 
 def test_every_private_name_is_where_the_adapter_takes_it_from():
@@ -73,19 +99,8 @@ def test_the_engine_looks_up_its_message_pickup_by_the_name_the_adapter_replaces
 
 
 def test_message_pickup_hands_every_nodes_message_over_and_stops_when_told():
-    import queue
-    import threading
-
-    class Link:  # what the pickup reads of Flower's LinkState: one undelivered message a node
-        def __init__(self) -> None:
-            self.waiting = {1: ["a1", "a2"], 2: ["b1"], 3: []}
-
-        def get_message_ins(self, node_id: int, limit: int) -> list[str]:
-            taken = self.waiting[node_id][:limit]
-            del self.waiting[node_id][:limit]
-            return taken
-
-    link, handed, stop = Link(), queue.Queue(), threading.Event()
+    link = Link({1: ["a1", "a2"], 2: ["b1"], 3: []})
+    handed, stop = queue.Queue(), threading.Event()
     worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
                               args=(link, handed, dict.fromkeys(link.waiting), stop))
     worker.start()
@@ -97,25 +112,13 @@ def test_message_pickup_hands_every_nodes_message_over_and_stops_when_told():
 
 
 def test_a_push_wakes_the_pickup_for_a_message_that_came_while_it_waited(monkeypatch):
-    import queue
-    import threading
-
-    class Link:
-        def __init__(self) -> None:
-            self.waiting: list[str] = []
-
-        def get_message_ins(self, node_id: int, limit: int) -> list[str]:
-            taken = self.waiting[:limit]
-            del self.waiting[:limit]
-            return taken
-
     monkeypatch.setattr(flower_runtime, "PICKUP_WAIT_MAX", 60.0)  # only a push can wake it
-    link, handed, stop = Link(), queue.Queue(), threading.Event()
+    link, handed, stop = Link({7: []}), queue.Queue(), threading.Event()
     worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
                               args=(link, handed, {7: None}, stop))
     worker.start()
     try:
-        link.waiting.append("late")
+        link.waiting[7].append(Note("late"))
         flower_runtime.MESSAGES_PUSHED.set()
         assert handed.get(timeout=10) == "late"
     finally:
@@ -135,31 +138,19 @@ def test_the_pickup_is_flowers_again_after_a_run():
 
 
 def test_what_one_look_finds_goes_to_the_actors_heaviest_first():
-    import queue
-    import threading
-    from types import SimpleNamespace
-
     from clients.cohort import COHORT_TYPE
 
-    def packed(name: str, load: float) -> SimpleNamespace:
-        return SimpleNamespace(name=name, metadata=SimpleNamespace(message_type=COHORT_TYPE),
-                               content={"cohort": {"load": load}})
+    def packed(name: str, load: float) -> Note:
+        return Note(name, COHORT_TYPE, {"cohort": {"load": load}})
 
-    class Link:
-        def __init__(self) -> None:  # node order: light, heavy, other, middle
-            self.waiting = {1: [packed("light", 5.0)], 2: [packed("heavy", 40.0)],
-                            3: [SimpleNamespace(name="other")], 4: [packed("middle", 20.0)]}
-
-        def get_message_ins(self, node_id: int, limit: int) -> list:
-            taken = self.waiting[node_id][:limit]
-            del self.waiting[node_id][:limit]
-            return taken
-
-    link, handed, stop = Link(), queue.Queue(), threading.Event()
+    # node order: light, heavy, another kind of message, middle
+    link = Link({1: [packed("light", 5.0)], 2: [packed("heavy", 40.0)], 3: ["other"],
+                 4: [packed("middle", 20.0)]})
+    handed, stop = queue.Queue(), threading.Event()
     worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
                               args=(link, handed, dict.fromkeys(link.waiting), stop))
     worker.start()
-    got = [handed.get(timeout=5).name for _ in range(4)]
+    got = [handed.get(timeout=5) for _ in range(4)]
     stop.set()
     worker.join(timeout=5)
     assert got == ["heavy", "middle", "light", "other"]

@@ -70,8 +70,7 @@ class ArrivalGrid:
 
 
 def test_the_strategy_sees_one_node_per_client_in_client_order():
-    grid = CohortGrid(ArrivalGrid([]), {70: 1, 10: 0}, layout=[0, 1, 0, 1, 0],
-                      carry_state=True)
+    grid = CohortGrid(ArrivalGrid([]), {70: 1, 10: 0}, sizes=[1] * 5, carry_state=True)
     assert list(grid.get_node_ids()) == [virtual_node_id(c) for c in range(5)]
 
 
@@ -80,8 +79,8 @@ def test_a_packed_message_carries_its_clients_training_samples_as_its_load(serve
 
     from clients.cohort import dispatch_load
 
-    grid = CohortGrid(ArrivalGrid([]), {70: 1, 10: 0}, layout=[0, 1, 0, 1, 0],
-                      carry_state=True, sizes=[30, 10, 20, 40, 5])
+    grid = CohortGrid(ArrivalGrid([]), {70: 1, 10: 0}, sizes=[30, 10, 20, 40, 5],
+                      carry_state=True)
     group = [Message(RecordDict({"config": ConfigRecord({"lr": 0.1})}),
                      dst_node_id=virtual_node_id(c), message_type="train") for c in (0, 4)]
     packed = grid.pack(0, "train", group)
