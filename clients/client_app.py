@@ -26,7 +26,7 @@ from fedlite.federation import (data_for, initial_model, local_round, resolve_de
                                 use_deterministic_kernels)
 from fedlite.train import evaluate as evaluate_model
 from fedlite.wire import keep_local, receive, wire_state
-from strategies.array_codec import decode
+from strategies.array_codec import decode, encode_record
 
 app = ClientApp()
 log = logging.getLogger("flwr")
@@ -53,8 +53,8 @@ def _load_state(context: Context) -> dict[str, np.ndarray]:
 
 def _save_state(context: Context, state: dict[str, np.ndarray]) -> None:
     if state:
-        context.state[STATE_KEY] = ArrayRecord({k: Array(np.ascontiguousarray(v))
-                                                for k, v in state.items()})
+        context.state[STATE_KEY] = encode_record({k: np.ascontiguousarray(v)
+                                                  for k, v in state.items()})
 
 
 # The server's arrays of the last message, decoded: the clients a cohort host trains in a round
@@ -105,7 +105,7 @@ def train(msg: Message, context: Context) -> Message:
         # replaces the shared arrays: shows what survives aggregation and what does not.
         metrics["trained-eval-accuracy"] = evaluate_model(model, data.test_x, data.test_y,
                                                           device=device)[1]
-    reply = RecordDict({"arrays": ArrayRecord(wire_state(cfg, model)),
+    reply = RecordDict({"arrays": encode_record(wire_state(cfg, model)),
                         "metrics": MetricRecord(metrics)})
     return Message(reply, reply_to=msg)
 

@@ -44,19 +44,15 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
     out = RecordDict()
     replies: list[tuple[int, Message | None, str | None]] = []  # what ``reduce`` sums
     expected = None
+    records = _by_client(msg.content)
     for client in spec["clients"]:
-        refs = msg.content[f"refs.{client}"]
-        prefix = f"in.{client}."
-        content = RecordDict({k[len(prefix):]: v for k, v in msg.content.items()
-                              if k.startswith(prefix)})
-        for name, index in refs.items():
+        content = RecordDict(records["in"].get(client, {}))
+        for name, index in msg.content[f"refs.{client}"].items():
             content[name] = msg.content[f"arrays.{index}"]
         if reduce and expected is None:
             expected = spec_of(content["arrays"])  # every client was sent the same arrays
         if carry:
-            prefix = f"state.{client}."
-            state = RecordDict({k[len(prefix):]: v for k, v in msg.content.items()
-                                if k.startswith(prefix)})
+            state = RecordDict(records["state"].get(client, {}))
         else:
             state = context.state  # a cohort of one: the node's own client keeps its state here
         client_context = Context(run_id=context.run_id, node_id=context.node_id,
@@ -86,6 +82,18 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
                                            float(spec["max-examples"])).items():
             out[f"reduced.{name}"] = record
     return Message(out, reply_to=msg)
+
+
+def _by_client(content: RecordDict) -> dict[str, dict[int, dict[str, object]]]:
+    """The packed records ``in.<client>.<name>`` and ``state.<client>.<name>``, by kind and
+    client, in one pass (a host of many clients would otherwise scan them once per client)."""
+    records: dict[str, dict[int, dict[str, object]]] = {"in": {}, "state": {}}
+    for key, record in content.items():
+        kind, _, rest = key.partition(".")
+        if kind in records:
+            client, _, name = rest.partition(".")
+            records[kind].setdefault(int(client), {})[name] = record
+    return records
 
 
 def _client_message(outer: Message, content: RecordDict, message_type: str) -> Message:

@@ -11,13 +11,13 @@ client-side features attach (``ClientApp(mods=...)`` / ``@app.train(mods=...)``)
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
 
 from clients.context import client_id_of, config_of
 from fedlite.methods import Method, table
-from strategies.array_codec import decode
+from strategies.array_codec import decode, encode_record
 
 CLIPPING_KEY = "client-clipping"  # "fixed" | "adaptive", set by strategies.server_app
 CLIPPING_MODS = {"fixed": fixedclipping_mod, "adaptive": adaptiveclipping_mod}
@@ -39,8 +39,8 @@ def method_outgoing_mod(msg: Message, context: Context, call_next: ClientAppCall
     arrays = {key: decode(array) for key, array in reply.content["arrays"].items()}
     for method, settings in transforms:
         arrays = method.outgoing(settings, client_id_of(context), cfg.num_clients, sent, arrays)
-    reply.content["arrays"] = ArrayRecord({k: Array(np.ascontiguousarray(v))
-                                           for k, v in arrays.items()})
+    reply.content["arrays"] = encode_record({k: np.ascontiguousarray(v)
+                                             for k, v in arrays.items()})
     return reply
 
 

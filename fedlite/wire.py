@@ -47,9 +47,8 @@ def split_keys(cfg: RunConfig, model: nn.Module) -> tuple[list[str], list[str]]:
 def wire_state(cfg: RunConfig, model: nn.Module) -> dict[str, torch.Tensor]:
     """The tensors a message carries (the server's broadcast, the client's reply), as a
     state-dict subset that Flower's ``ArrayRecord`` takes directly."""
-    wire, _ = split_keys(cfg, model)
-    state = model.state_dict()
-    return {key: state[key] for key in wire}
+    local = local_keys(cfg, model)
+    return {key: value for key, value in model.state_dict().items() if key not in local}
 
 
 def check_keys(received: Mapping[str, object], expected: list[str]) -> None:
@@ -86,6 +85,7 @@ def receive(model: nn.Module, cfg: RunConfig, arrays: Mapping[str, np.ndarray],
 
 def keep_local(model: nn.Module, cfg: RunConfig, state: MutableMapping[str, np.ndarray]) -> None:
     """Store the model's local arrays in the client's persistent state (copies)."""
+    if not local_keys(cfg, model):  # most runs keep nothing: not even the state dict is built
+        return
     _, local = split_keys(cfg, model)
-    # most runs keep nothing, so nothing is copied
     state.update({STATE_PREFIX + key: value for key, value in state_arrays(model, local).items()})

@@ -20,11 +20,14 @@ from fedlite.config import RunConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RAY_STOP_SECONDS = 5.0  # how long an interrupted run waits for Ray to shut down
-# How often the ServerApp looks for replies. In simulation the replies sit in an in-memory
-# LinkState, so a look costs microseconds; at Flower's 0.1 s each round waited 0.05 s on
-# average past its last reply, a tenth of a 1,000-client cohort round (bench scale, paired
-# runs: 0.563 -> 0.483 s a round at 1,000 clients, 0.364 -> 0.303 at 10,000).
-REPLY_POLL_SECONDS = 0.01
+# The ServerApp pulls replies as soon as the engine has stored one (``REPLY_STORED``), and
+# otherwise at most this long after its last pull. Flower's grid pulls every 0.1 s, so each
+# round waited 0.05 s on average past its last reply, a tenth of a 1,000-client cohort round
+# (bench scale, paired runs: 0.563 -> 0.483 s a round at 1,000 clients, 0.364 -> 0.303 at
+# 10,000, with a 0.01 s timer). The timer stays as a bound for replies the LinkState makes
+# itself (a message whose time to live ran out).
+REPLY_POLL_SECONDS = 0.1
+RAY_INLINE_BYTES = 1 << 20  # messages up to this size travel inline in Ray's calls (see below)
 # SuperNodes per client actor in a cohort simulation: two keep an actor busy while the other
 # node's message is packed or unpacked, and even out hosts whose sampled clients differ in size
 NODES_PER_ACTOR = 2
@@ -86,9 +89,8 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     from flwr.serverapp import ServerApp
 
     from clients.client_app import app as client_app
-    from simulations.flower_runtime import MESSAGES_PUSHED, run_in_process
+    from simulations.flower_runtime import PromptGrid, run_in_process
     from strategies.failure import RunFailed
-    from strategies.grids import StoppableGrid
     from strategies.server_app import preflight, run_federation
 
     if resources.cluster:
@@ -113,17 +115,9 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     server_app = ServerApp()
     failed = threading.Event()  # the runtime failed: the ServerApp thread must not wait on
 
-    class PickupGrid(StoppableGrid):
-        """Wakes the engine's message pickup as soon as messages are pushed."""
-
-        def push_messages(self, messages):
-            ids = list(super().push_messages(messages))
-            MESSAGES_PUSHED.set()
-            return ids
-
     @server_app.main()
     def _main(grid, context) -> None:
-        summaries.append(run_federation(PickupGrid(grid, failed, REPLY_POLL_SECONDS), cfg,
+        summaries.append(run_federation(PromptGrid(grid, failed, REPLY_POLL_SECONDS), cfg,
                                         on_round, on_start))
 
     flwr_logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -131,6 +125,11 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     # Ray nices its workers by 15 below the driver; here the workers do the training and the
     # driver mostly waits, so they keep the driver's priority (docs/experiments/overhead.md).
     os.environ.setdefault("RAY_worker_niceness", "0")
+    # Ray passes an argument or result above 100 KB through its shared-memory object store, at
+    # a few extra milliseconds a call; up to about 1 MB, passing it inline in the call is
+    # faster (an actor echoing 0.9 MB: 7.0 -> 4.8 ms; at 1.6 MB inline is slower). A message
+    # of the small CNN (0.83 MB of arrays) is such a call, one per node a round each way.
+    os.environ.setdefault("RAY_max_direct_call_object_size", str(RAY_INLINE_BYTES))
     warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
     previous = _quiet_on_interrupt(flwr_logger)
     try:

@@ -17,6 +17,11 @@ every 0.1 s as Flower's does. What one look finds goes to the actors heaviest fi
 (``clients.cohort.dispatch_load``), where Flower's goes in node order. A loop that looked every
 few milliseconds instead kept about a twentieth of a core busy beside the client actors.
 
+The other way, the engine's loop that stores the actors' replies in the LinkState
+(``vce_api.put_message_into_state``) is ``prompt_reply_store``: the same work, and it sets
+``REPLY_STORED`` after each reply, so the ServerApp's grid (which pulls replies from the
+LinkState) can wait on that instead of looking on a timer.
+
 These names are private to Flower and may change in any release:
 ``tests/simulations/test_flower_runtime.py`` checks each one and fails on an upgrade that
 breaks them. Nothing else in fedlite imports from ``flwr`` beyond ``flwr.app``,
@@ -29,7 +34,7 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
-from queue import Queue
+from queue import Empty, Queue
 from typing import Any
 
 from flwr.app import Context, RecordDict
@@ -44,6 +49,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from flwr.supercore.telemetry import EventType
 
 from clients.cohort import dispatch_load
+from strategies.grids import StoppableGrid
 
 PRIVATE_NAMES = {  # module -> names fedlite takes from it (the upgrade test checks these)
     "flwr.simulation.run_simulation": ["_run_simulation"],
@@ -52,11 +58,33 @@ PRIVATE_NAMES = {  # module -> names fedlite takes from it (the upgrade test che
     "flwr.supercore.constant": ["NOOP_FEDERATION_ID"],
     "flwr.supercore.telemetry": ["EventType"],
     "flwr.common.constant": ["SUPERLINK_NODE_ID"],
-    "flwr.server.superlink.fleet.vce.vce_api": ["add_messages_to_queue", "run_api"],
+    "flwr.server.superlink.fleet.vce.vce_api": ["add_messages_to_queue",
+                                                "put_message_into_state", "run_api"],
 }
 # Set after the ServerApp pushes messages; the pickup waits on it, at most PICKUP_WAIT_MAX s.
 MESSAGES_PUSHED = threading.Event()
 PICKUP_WAIT_MAX = 0.1  # Flower's own loop looks this often
+# Set after a reply is stored in the LinkState; the ServerApp's grid waits on it between pulls.
+REPLY_STORED = threading.Event()
+
+
+class PromptGrid(StoppableGrid):
+    """The ServerApp's grid in a simulation: a push wakes the engine's message pickup
+    (``MESSAGES_PUSHED``), and a stored reply wakes the wait for replies (``REPLY_STORED``);
+    ``poll_seconds`` only bounds that wait."""
+
+    def push_messages(self, messages):
+        ids = list(super().push_messages(messages))
+        MESSAGES_PUSHED.set()
+        return ids
+
+    def pull_messages(self, message_ids):
+        REPLY_STORED.clear()  # before pulling: a reply stored meanwhile wakes the next wait
+        return super().pull_messages(message_ids)
+
+    def _pause(self) -> None:
+        self._check()
+        REPLY_STORED.wait(self.poll_seconds)
 
 
 def run_in_process(*, num_supernodes: int, client_app: ClientApp, server_app: ServerApp,
@@ -72,7 +100,8 @@ def run_in_process(*, num_supernodes: int, client_app: ClientApp, server_app: Se
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     context = Context(run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(),
                       run_config=dict(run_config))
-    with _replaced(vce_api, "add_messages_to_queue", prompt_message_pickup):
+    with _replaced(vce_api, "add_messages_to_queue", prompt_message_pickup), \
+            _replaced(vce_api, "put_message_into_state", prompt_reply_store):
         _run_simulation(num_supernodes=num_supernodes,
                         exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
                         client_app=client_app, server_app=server_app, backend_name="ray",
@@ -93,6 +122,18 @@ def prompt_message_pickup(state: Any, queue: Queue, nodes_mapping: Mapping[int, 
             queue.put(message)
         if not found:
             MESSAGES_PUSHED.wait(PICKUP_WAIT_MAX)
+
+
+def prompt_reply_store(state: Any, queue: Queue, f_stop: threading.Event) -> None:
+    """``vce_api.put_message_into_state`` (same arguments, same work: each reply from the
+    actors into the LinkState), setting ``REPLY_STORED`` after each."""
+    while not f_stop.is_set():
+        try:
+            reply = queue.get(timeout=1.0)  # as Flower's: the stop is seen within a second
+        except Empty:
+            continue
+        state.store_message_res(reply)
+        REPLY_STORED.set()
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""A Flower ``Array`` back to numpy without parsing its header each time.
+"""Flower ``Array``s to and from numpy without writing or parsing a header each time.
 
 Flower stores an ``Array`` as an in-memory ``.npy`` file (``np.save``), and ``Array.numpy()``
 reads it with ``np.load``, which parses the header's text (``ast.literal_eval``) on every
@@ -11,6 +11,13 @@ version 1.0, C order), so ``decode`` builds that header once per dtype and shape
 Array's data starts with it and holds exactly the array's bytes after it, copies those bytes
 out. Anything else (Fortran order, another byte order, a version-2 header, a non-numpy
 ``stype``) goes through ``Array.numpy()`` as before, errors included.
+
+``encode`` is the other direction: ``Array(ndarray)`` runs ``np.save`` into a new buffer for
+every array (0.3 ms for the small CNN's eight, against 0.05 ms for the bytes themselves), and a
+client encodes its reply once a round; a cohort host does so for every client it trains.
+``encode`` writes the same cached header before a C-ordered array's bytes, so its ``Array`` is
+byte for byte the one Flower's constructor makes; any other array goes through that
+constructor.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from flwr.app import Array
+from collections.abc import Mapping
+
+import torch
+from flwr.app import Array, ArrayRecord
 from numpy.lib import format as npy
 
 NUMPY_STYPE = "numpy.ndarray"  # Flower's SType.NUMPY
@@ -55,3 +65,20 @@ def decode(array: Array) -> np.ndarray:
                 return np.frombuffer(data, dtype=kind, count=count,
                                      offset=len(header)).reshape(shape).copy()
     return array.numpy()
+
+
+def encode(array: np.ndarray | torch.Tensor) -> Array:
+    """``Array(array)``, the same bytes, without ``np.save``."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    shape = tuple(int(n) for n in array.shape)
+    known = _header(str(array.dtype), shape)
+    if known is None or not array.flags.c_contiguous or array.dtype.byteorder == ">":
+        return Array(array)  # np.save writes these its own way (Fortran order, big-endian)
+    return Array(dtype=str(array.dtype), shape=shape, stype=NUMPY_STYPE,
+                 data=b"".join((known[0], array)))  # one copy, where `+` makes two
+
+
+def encode_record(arrays: Mapping[str, np.ndarray | torch.Tensor]) -> ArrayRecord:
+    """An ``ArrayRecord`` of ``arrays`` (numpy arrays or tensors), in their order."""
+    return ArrayRecord({key: encode(value) for key, value in arrays.items()})

@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import (FedAdagrad, FedAdam, FedAvg, FedAvgM, FedProx, FedYogi,
                                      Strategy)
 
+from strategies.array_codec import encode_record
 from strategies.reply_check import Spec, problem
 
 REDUCIBLE = (FedAvg, FedAvgM, FedProx, FedAdam, FedYogi, FedAdagrad)
@@ -84,12 +85,15 @@ def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], ex
 def weighted_arrays(good: list[Summand], expected: Spec) -> ArrayRecord:
     total = sum(weight for weight, _, _ in good)
     sums: dict[str, np.ndarray] = {}
+    scaled: dict[str, np.ndarray] = {}  # one float64 buffer per key, reused for every reply
     for weight, _, arrays in good:
         for key, array in arrays.items():
-            value = array.astype(np.float64) * (weight / total)
-            sums[key] = value if key not in sums else sums[key] + value
-    return ArrayRecord({key: Array(np.ascontiguousarray(value.astype(expected[key][1])))
-                        for key, value in sums.items()})
+            if key not in sums:
+                sums[key] = np.multiply(array, weight / total, dtype=np.float64)
+                continue
+            buffer = scaled.setdefault(key, np.empty(array.shape, np.float64))
+            sums[key] += np.multiply(array, weight / total, out=buffer, dtype=np.float64)
+    return encode_record({key: value.astype(expected[key][1]) for key, value in sums.items()})
 
 
 def weighted_metrics(good: list[Summand]) -> MetricRecord:

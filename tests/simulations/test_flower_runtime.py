@@ -8,6 +8,7 @@ import importlib
 import inspect
 import queue
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -90,12 +91,14 @@ def test_nothing_else_imports_from_flowers_internals():
     assert offenders == []
 
 
-def test_the_engine_looks_up_its_message_pickup_by_the_name_the_adapter_replaces():
+def test_the_engine_looks_up_its_loops_by_the_names_the_adapter_replaces():
     from flwr.server.superlink.fleet.vce import vce_api
 
-    assert "add_messages_to_queue" in vce_api.run_api.__code__.co_names
-    ours = inspect.signature(flower_runtime.prompt_message_pickup).parameters
-    assert list(inspect.signature(vce_api.add_messages_to_queue).parameters) == list(ours)
+    for name, ours in [("add_messages_to_queue", flower_runtime.prompt_message_pickup),
+                       ("put_message_into_state", flower_runtime.prompt_reply_store)]:
+        assert name in vce_api.run_api.__code__.co_names
+        assert (list(inspect.signature(getattr(vce_api, name)).parameters)
+                == list(inspect.signature(ours).parameters))
 
 
 def test_message_pickup_hands_every_nodes_message_over_and_stops_when_told():
@@ -154,3 +157,69 @@ def test_what_one_look_finds_goes_to_the_actors_heaviest_first():
     stop.set()
     worker.join(timeout=5)
     assert got == ["heavy", "middle", "light", "other"]
+
+
+class Store:
+    """What the reply loop writes to: Flower's LinkState's ``store_message_res``."""
+
+    def __init__(self) -> None:
+        self.stored: list = []
+
+    def store_message_res(self, message) -> None:
+        self.stored.append(message)
+
+
+def test_the_reply_loop_stores_every_reply_and_says_so_each_time():
+    store, replies, stop = Store(), queue.Queue(), threading.Event()
+    flower_runtime.REPLY_STORED.clear()
+    worker = threading.Thread(target=flower_runtime.prompt_reply_store,
+                              args=(store, replies, stop))
+    worker.start()
+    try:
+        for name in ["r1", "r2"]:
+            replies.put(name)
+            assert flower_runtime.REPLY_STORED.wait(10)
+            flower_runtime.REPLY_STORED.clear()
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert store.stored == ["r1", "r2"]
+
+
+class Inbox:
+    """A Flower grid whose replies arrive when a test says: pushes are counted, pulls give
+    what has arrived for the ids asked."""
+
+    def __init__(self) -> None:
+        self.arrived: list = []
+        self.pulls = 0
+
+    def push_messages(self, messages):
+        return [f"id{i}" for i, _ in enumerate(messages)]
+
+    def pull_messages(self, message_ids):
+        self.pulls += 1
+        ready = [m for m in self.arrived if m.metadata.reply_to_message_id in message_ids]
+        self.arrived = [m for m in self.arrived if m not in ready]
+        return ready
+
+
+def test_the_servers_grid_pulls_a_reply_once_it_is_stored_not_on_its_timer():
+    inbox, stop = Inbox(), threading.Event()
+    grid = flower_runtime.PromptGrid(inbox, stop, poll_seconds=60.0)  # only a store can wake it
+    flower_runtime.MESSAGES_PUSHED.clear()
+
+    def reply_later():
+        time.sleep(0.2)
+        inbox.arrived.append(SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id="id0")))
+        flower_runtime.REPLY_STORED.set()  # what prompt_reply_store does after storing
+
+    helper = threading.Thread(target=reply_later)
+    helper.start()
+    start = time.monotonic()
+    replies = grid.send_and_receive(["message"], timeout=120)
+    helper.join()
+    assert [r.metadata.reply_to_message_id for r in replies] == ["id0"]
+    assert time.monotonic() - start < 30  # woken by the store, long before the 60 s timer
+    assert flower_runtime.MESSAGES_PUSHED.is_set()  # the push woke the engine's pickup
