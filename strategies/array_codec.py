@@ -54,6 +54,20 @@ def _header(dtype: str, shape: tuple[int, ...]) -> tuple[bytes, np.dtype] | None
 
 def decode(array: Array) -> np.ndarray:
     """``array.numpy()``: a new, writable array equal to what was encoded."""
+    seen = _in_place(array)
+    return array.numpy() if seen is None else seen.copy()
+
+
+def view(array: Array) -> np.ndarray:
+    """``decode(array)`` where only reading follows: a read-only view of the Array's bytes
+    where ``decode`` would copy them (a host checks and sums each client's reply this way)."""
+    seen = _in_place(array)
+    return array.numpy() if seen is None else seen
+
+
+def _in_place(array: Array) -> np.ndarray | None:
+    """The array inside ``array.data`` (read-only, no copy), or None where ``np.load`` must
+    read it."""
     if array.stype == NUMPY_STYPE:
         shape = tuple(int(n) for n in array.shape)
         known = _header(str(array.dtype), shape)
@@ -63,8 +77,8 @@ def decode(array: Array) -> np.ndarray:
             count = math.prod(shape)
             if count and len(data) == len(header) + count * kind.itemsize:
                 return np.frombuffer(data, dtype=kind, count=count,
-                                     offset=len(header)).reshape(shape).copy()
-    return array.numpy()
+                                     offset=len(header)).reshape(shape)
+    return None
 
 
 def encode(array: np.ndarray | torch.Tensor) -> Array:

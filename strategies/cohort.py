@@ -84,9 +84,12 @@ class CohortGrid(ForwardingGrid):
         self.reduce, self.max_examples = reduce, max_examples
         self.states: dict[int, RecordDict] = {}
         self.transport = Transport()
+        # built once: a round asks for them three times (the wait for nodes, sampling for
+        # training and for evaluation), 1.2 ms each at 10,000 clients
+        self.node_ids = tuple(virtual_node_id(c) for c in range(self.num_clients))
 
     def get_node_ids(self) -> Iterable[int]:
-        return [virtual_node_id(c) for c in range(self.num_clients)]
+        return list(self.node_ids)
 
     def take_transport(self) -> Transport:
         """The transport since the last call (the server reads it once per round)."""

@@ -114,9 +114,11 @@ def weighted_metrics(good: list[Summand]) -> MetricRecord:
 
 def reduced_count(msg: Message) -> tuple[int, ConfigRecord | None]:
     """How many clients' replies ``msg`` stands for (1 for a client's own), and its record."""
-    if msg.has_error() or RECORD not in msg.content.config_records:
+    # read by name: ``content.config_records`` builds a dict of every ConfigRecord on each call,
+    # and the driver asks this of every message of a round, sent and received
+    record = None if msg.has_error() else msg.content.get(RECORD)
+    if not isinstance(record, ConfigRecord):
         return 1, None
-    record = msg.content.config_records[RECORD]
     return int(record["replies"]), record
 
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from flwr.app import ArrayRecord, Message
 
-from strategies.array_codec import decode
+from strategies.array_codec import view
 
 Spec = dict[str, tuple[tuple[int, ...], str]]  # key -> (shape, dtype) of what was sent
 
@@ -25,7 +25,8 @@ def problem(msg: Message, expected: Spec, max_examples: float,
             arrays_key: str = "arrays", weight_key: str = "num-examples",
             decoded: dict[str, np.ndarray] | None = None) -> str | None:
     """Why a training reply must not be aggregated, or None if it is fine. ``decoded``, if
-    given, receives the arrays as checked, so a caller that sums them need not decode again."""
+    given, receives the arrays as checked (read-only), so a caller that sums them need not
+    decode again."""
     content = msg.content
     if arrays_key not in content.array_records:
         return f"no ArrayRecord '{arrays_key}'"
@@ -41,7 +42,7 @@ def problem(msg: Message, expected: Spec, max_examples: float,
             return f"'{key}' has shape {tuple(array.shape)}, expected {shape}"
         if str(array.dtype) != dtype:
             return f"'{key}' has dtype {array.dtype}, expected {dtype}"
-        values = decode(array)
+        values = view(array)
         if decoded is not None:
             decoded[key] = values
         if values.dtype.kind in "fc" and not np.isfinite(values).all():

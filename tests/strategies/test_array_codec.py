@@ -7,7 +7,7 @@ import pytest
 import torch
 from flwr.app import Array
 
-from strategies.array_codec import decode, encode, encode_record
+from strategies.array_codec import decode, encode, encode_record, view
 
 ORDINARY = [np.arange(144, dtype=np.float32).reshape(16, 1, 3, 3), np.arange(7, dtype=np.int64),
             np.array([True, False, True]), np.ones((3, 5), dtype=np.float16),
@@ -88,3 +88,18 @@ def test_a_record_keeps_its_keys_in_order_and_reads_back():
     assert list(record) == ["b", "a"]
     np.testing.assert_array_equal(decode(record["b"]), arrays["b"])
     np.testing.assert_array_equal(record["a"].numpy(), np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("value", ORDINARY + UNUSUAL, ids=lambda a: f"{a.dtype}{a.shape}")
+def test_a_view_reads_what_decode_reads(value):
+    array = Array(value)
+    seen = view(array)
+    assert seen.dtype == value.dtype and seen.shape == value.shape
+    np.testing.assert_array_equal(seen, decode(array))
+
+
+def test_a_view_of_an_ordinary_array_is_its_bytes_read_only():
+    array = Array(np.arange(6, dtype=np.float32).reshape(2, 3))
+    seen = view(array)
+    assert not seen.flags.writeable
+    assert np.frombuffer(array.data, np.uint8)[-4:].view(np.float32)[0] == seen[1, 2]
