@@ -17,7 +17,7 @@ import logging
 from flwr.app import ConfigRecord, Context, Error, Message, Metadata, RecordDict
 
 from fedlite.cohorts import virtual_node_id
-from strategies.reduction import reduce_replies
+from strategies.reduction import HostSum
 from strategies.reply_check import spec_of
 
 COHORT_TYPE = "query.cohort"
@@ -42,15 +42,14 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
     carry = bool(spec["carry-state"])
     reduce = bool(spec.get("reduce", False))
     out = RecordDict()
-    replies: list[tuple[int, Message | None, str | None]] = []  # what ``reduce`` sums
-    expected = None
+    total: HostSum | None = None  # with ``reduce``: the clients' replies summed as they come
     records = _by_client(msg.content)
     for client in spec["clients"]:
         content = RecordDict(records["in"].get(client, {}))
         for name, index in msg.content[f"refs.{client}"].items():
             content[name] = msg.content[f"arrays.{index}"]
-        if reduce and expected is None:
-            expected = spec_of(content["arrays"])  # every client was sent the same arrays
+        if reduce and total is None:  # every client was sent the same arrays
+            total = HostSum(spec_of(content["arrays"]), float(spec["max-examples"]))
         if carry:
             state = RecordDict(records["state"].get(client, {}))
         else:
@@ -65,9 +64,9 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
             log.exception("fedlite: client %d failed", client)
             reply = Message(Error(ERROR_CODE, f"{type(err).__name__}: {err}"), reply_to=msg)
             client_context = None  # its state stays as the driver last had it
-        if reduce:
-            replies.append((virtual_node_id(client), None, reply.error.reason)
-                           if reply.has_error() else (virtual_node_id(client), reply, None))
+        if total is not None:
+            total.add(virtual_node_id(client), None if reply.has_error() else reply,
+                      reply.error.reason if reply.has_error() else None)
         elif reply.has_error():
             out[f"error.{client}"] = ConfigRecord({"code": int(reply.error.code),
                                                    "reason": str(reply.error.reason)})
@@ -77,9 +76,8 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
         if carry and client_context is not None:
             for name, record in client_context.state.items():
                 out[f"state.{client}.{name}"] = record
-    if reduce:
-        for name, record in reduce_replies(replies, expected or {},
-                                           float(spec["max-examples"])).items():
+    if total is not None:
+        for name, record in total.content().items():
             out[f"reduced.{name}"] = record
     return Message(out, reply_to=msg)
 

@@ -3,9 +3,12 @@
 ``checkpoint.npz`` (``fedlite.records``) holds the global arrays and the round; this module adds
 what else a round depends on: the strategy's array state as far as Flower's strategies keep it
 in plain attributes (FedOpt's ``m_t``/``v_t``/``current_arrays``, FedAvgM's momentum), and the
-server's RNG states (FedAvg samples nodes with Python's ``random``). Client training is
+server's RNG states (FedAvg samples nodes with Python's ``random``), and in a cohort simulation
+the clients' own state, which the driver keeps between their rounds (``strategies.cohort``:
+pFedPara's W2, skipping's threshold and histogram, continual memory). Client training is
 already deterministic per (seed, round, client) (``fedlite.seeding.derive_seed``), so a
-resumed run ends with the same global model as an uninterrupted one.
+resumed run ends with the same global model as an uninterrupted one. In a deployment each
+SuperNode keeps its own client's state, as Flower's ``context.state`` does.
 
 ``Strategy.start`` always counts rounds from 1: ``RoundOffset`` shifts every hook by the rounds
 already done, so clients see the true round number (their learning rate and seeds depend on it).
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
@@ -32,7 +35,7 @@ from fedlite.records import load_checkpoint, load_checkpoint_state
 from strategies.loading import nested
 from strategies.reliability import unwrap
 
-STRATEGY, RNG = "__strategy__", "__rng__"
+STRATEGY, RNG, CLIENTS = "__strategy__", "__rng__", "__clients__"
 # keys that may differ between the killed run and its resumption
 RESUMABLE_CHANGES = {"num-rounds", "resume-from"}
 
@@ -92,6 +95,21 @@ def restore_rng_state(stored: Mapping[str, np.ndarray]) -> None:
     torch.set_rng_state(state["torch"])
 
 
+def client_state(states: Mapping[int, RecordDict]) -> dict[str, np.ndarray]:
+    """A cohort simulation's client states (client -> its ``context.state``), as one entry;
+    none when no client keeps any."""
+    if not states:
+        return {}
+    blob = pickle.dumps(dict(states))  # Flower's records pickle as Ray ships them
+    return {CLIENTS: np.frombuffer(blob, dtype=np.uint8)}
+
+
+def restore_client_state(stored: Mapping[str, np.ndarray]) -> dict[int, RecordDict]:
+    if CLIENTS not in stored:
+        return {}
+    return pickle.loads(stored[CLIENTS].tobytes())  # our own file, written by client_state()
+
+
 def check_resumable(cfg: RunConfig) -> None:
     """``resume-from`` names a killed run of the same config but for ``num-rounds`` (checked in
     preflight, before any worker starts)."""
@@ -146,9 +164,10 @@ class RoundOffset(Strategy):
         self.inner.summary()
 
 
-def resume(cfg: RunConfig, strategy: Strategy, initial: ArrayRecord
-           ) -> tuple[Strategy, ArrayRecord, int]:
-    """What ``start`` runs: the strategy (shifted), the arrays to start from, rounds done."""
+def resume(cfg: RunConfig, strategy: Strategy, initial: ArrayRecord,
+           clients: dict[int, RecordDict] | None = None) -> tuple[Strategy, ArrayRecord, int]:
+    """What ``start`` runs: the strategy (shifted), the arrays to start from, rounds done.
+    ``clients`` (a cohort grid's client states) gets the states the checkpoint holds."""
     if not cfg.resume_from:
         return strategy, initial, 0
     run_dir = Path(cfg.resume_from)
@@ -159,6 +178,8 @@ def resume(cfg: RunConfig, strategy: Strategy, initial: ArrayRecord
     state = load_checkpoint_state(run_dir)
     restore_strategy_state(unwrap(strategy), state)
     restore_rng_state(state)
+    if clients is not None:
+        clients.update(restore_client_state(state))
     logging.getLogger("flwr").info("fedlite: resuming %s after round %d of %d", run_dir, done,
                                    cfg.num_rounds)
     return (RoundOffset(strategy, done),
@@ -173,6 +194,7 @@ def shifted(evaluate_fn, done: int):
                                          else evaluate_fn(server_round + done, arrays))
 
 
-def checkpoint_state(strategy: Strategy) -> dict[str, np.ndarray]:
-    """The ``extra`` of each round's checkpoint."""
-    return {**strategy_state(unwrap(strategy)), **rng_state()}
+def checkpoint_state(strategy: Strategy, clients: Mapping[int, RecordDict] | None = None
+                     ) -> dict[str, np.ndarray]:
+    """The ``extra`` of each round's checkpoint (``clients``: a cohort grid's client states)."""
+    return {**strategy_state(unwrap(strategy)), **rng_state(), **client_state(clients or {})}

@@ -183,13 +183,14 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
                     "transport-bytes-up": transport.bytes_up,
                     "transport-messages": transport.messages}
         line = recorder.log_round(metrics)
-        recorder.save_checkpoint(arrays_np, server_round, checkpoint_state(strategy))
+        recorder.save_checkpoint(arrays_np, server_round, checkpoint_state(strategy, grid.states))
         if on_round:
             on_round(line)
         numeric = {k: v for k, v in line.items() if isinstance(v, (int, float))}
         return MetricRecord(numeric)
 
-    runner, initial, done = resume(cfg, strategy, ArrayRecord(wire_state(cfg, model)))
+    runner, initial, done = resume(cfg, strategy, ArrayRecord(wire_state(cfg, model)),
+                                   grid.states)
     if on_start:
         on_start(recorder.dir, done)
     clipping = client_clipping(strategy)

@@ -95,3 +95,30 @@ def test_cli_resume_of_a_missing_run_fails_before_any_worker(tmp_path, capsys):
     missing = tmp_path / "run-x.partial"
     assert main(["run", "digits-smoke", "--resume", str(missing)]) == 2
     assert "resume-from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", [
+    {"skip.enabled": True, "skip.period": "epoch", "local-epochs": 2},  # threshold, histogram
+    {"fedpara.mode": "pfedpara", "fedpara.gamma": 0.5},  # W2 stays with each client
+])
+def test_a_resumed_cohort_run_gives_its_clients_their_state_back(method, tmp_path, in_process):
+    # 6 clients on 2 host nodes: the driver keeps each client's state between its rounds
+    base = {"dataset": "digits", "num-clients": 6, "partitioner": "iid", "model": "mlp",
+            "central-eval-size": 50, "simulation-nodes": 2, "fraction-train": 0.5, **method}
+
+    def run(rounds: int, results: Path, **extra) -> Path:
+        cfg = RunConfig.from_mapping({**base, "num-rounds": rounds, "results-dir": str(results),
+                                      **extra})
+        return Path(in_process(cfg)["run-dir"])
+
+    whole = run(4, tmp_path / "whole")
+    first = run(2, tmp_path / "split")
+    killed = first.with_name(first.name + ".partial")
+    first.rename(killed)
+    (killed / "summary.json").unlink()
+    assert "__clients__" in load_checkpoint_state(killed)
+    resumed = run(4, tmp_path / "split", **{"resume-from": str(killed)})
+    _, expected = load_checkpoint(whole)
+    _, got = load_checkpoint(resumed)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
