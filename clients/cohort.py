@@ -65,8 +65,7 @@ def run_cohort(app, msg: Message, context: Context) -> Message:
             reply = Message(Error(ERROR_CODE, f"{type(err).__name__}: {err}"), reply_to=msg)
             client_context = None  # its state stays as the driver last had it
         if total is not None:
-            total.add(virtual_node_id(client), None if reply.has_error() else reply,
-                      reply.error.reason if reply.has_error() else None)
+            total.add(virtual_node_id(client), reply)
         elif reply.has_error():
             out[f"error.{client}"] = ConfigRecord({"code": int(reply.error.code),
                                                    "reason": str(reply.error.reason)})

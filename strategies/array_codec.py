@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
-from collections.abc import Mapping
-
 import torch
 from flwr.app import Array, ArrayRecord
 from numpy.lib import format as npy

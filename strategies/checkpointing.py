@@ -80,16 +80,24 @@ def restore_strategy_state(strategy: Strategy, stored: Mapping[str, np.ndarray])
             setattr(target, name, type(getattr(target, name))(items[""].item()))
 
 
+def _pickled(value: Any) -> np.ndarray:
+    """``value`` as an array entry of ``checkpoint.npz``."""
+    return np.frombuffer(pickle.dumps(value), dtype=np.uint8)
+
+
+def _unpickled(entry: np.ndarray) -> Any:
+    return pickle.loads(entry.tobytes())  # our own file, written through _pickled()
+
+
 def rng_state() -> dict[str, np.ndarray]:
-    blob = pickle.dumps({"random": random.getstate(), "numpy": np.random.get_state(),
-                         "torch": torch.get_rng_state()})
-    return {RNG: np.frombuffer(blob, dtype=np.uint8)}
+    return {RNG: _pickled({"random": random.getstate(), "numpy": np.random.get_state(),
+                           "torch": torch.get_rng_state()})}
 
 
 def restore_rng_state(stored: Mapping[str, np.ndarray]) -> None:
     if RNG not in stored:
         return
-    state = pickle.loads(stored[RNG].tobytes())  # our own file, written by rng_state()
+    state = _unpickled(stored[RNG])
     random.setstate(state["random"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -98,16 +106,12 @@ def restore_rng_state(stored: Mapping[str, np.ndarray]) -> None:
 def client_state(states: Mapping[int, RecordDict]) -> dict[str, np.ndarray]:
     """A cohort simulation's client states (client -> its ``context.state``), as one entry;
     none when no client keeps any."""
-    if not states:
-        return {}
-    blob = pickle.dumps(dict(states))  # Flower's records pickle as Ray ships them
-    return {CLIENTS: np.frombuffer(blob, dtype=np.uint8)}
+    # Flower's records pickle as Ray ships them
+    return {CLIENTS: _pickled(dict(states))} if states else {}
 
 
 def restore_client_state(stored: Mapping[str, np.ndarray]) -> dict[int, RecordDict]:
-    if CLIENTS not in stored:
-        return {}
-    return pickle.loads(stored[CLIENTS].tobytes())  # our own file, written by client_state()
+    return _unpickled(stored[CLIENTS]) if CLIENTS in stored else {}
 
 
 def check_resumable(cfg: RunConfig) -> None:

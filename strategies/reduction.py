@@ -45,16 +45,6 @@ def reducible(levels: Sequence[Strategy]) -> bool:
             and strategy.arrayrecord_key == "arrays")
 
 
-def reduce_replies(replies: Sequence[tuple[int, Message | None, str | None]], expected: Spec,
-                   max_examples: float) -> RecordDict:
-    """One host's reply from its clients' ``(virtual node id, reply, error)`` triples
-    (``HostSum`` over all of them)."""
-    total = HostSum(expected, max_examples)
-    for node, reply, error in replies:
-        total.add(node, reply, error)
-    return total.content()
-
-
 class HostSum:
     """A host's reply, summed as its clients' replies come: each is checked and added as soon
     as it is there, so the host holds one reply's arrays at a time, not all of them (a host
@@ -70,18 +60,18 @@ class HostSum:
         self.scratch: dict[str, np.ndarray] = {}  # one float64 buffer per key, reused
         self.metrics: list[tuple[float, MetricRecord]] = []
         self.bytes_up = 0
-        self.left_out: dict[str, tuple[list[int], list[str]]] = {"failed": ([], []),
-                                                                  "rejected": ([], [])}
+        self.failed: list[tuple[int, str]] = []  # (virtual node id, why), as ``left_out`` reads
+        self.rejected: list[tuple[int, str]] = []
 
-    def add(self, node: int, reply: Message | None, error: str | None) -> None:
-        """Add ``node``'s reply (``None`` with the ``error`` that stopped it)."""
-        if reply is None:
-            self._leave_out("failed", node, str(error))
+    def add(self, node: int, reply: Message) -> None:
+        """Add ``node``'s reply (an error reply counts the client as failed)."""
+        if reply.has_error():
+            self.fail(node, reply.error.reason)
             return
         arrays: dict[str, np.ndarray] = {}
         reason = problem(reply, self.expected, self.max_examples, decoded=arrays)
         if reason is not None:
-            self._leave_out("rejected", node, reason)
+            self.rejected.append((node, reason))
             return
         self.bytes_up += sum(record.count_bytes()
                              for record in reply.content.array_records.values())
@@ -95,10 +85,9 @@ class HostSum:
             buffer = self.scratch.setdefault(key, np.empty(array.shape, np.float64))
             self.sums[key] += np.multiply(array, weight, out=buffer, dtype=np.float64)
 
-    def _leave_out(self, kind: str, node: int, reason: str) -> None:
-        nodes, reasons = self.left_out[kind]
-        nodes.append(node)
-        reasons.append(reason)
+    def fail(self, node: int, reason: str) -> None:
+        """``node``'s client produced no reply (``reason``: what stopped it)."""
+        self.failed.append((node, str(reason)))
 
     def content(self) -> RecordDict:
         """The host's reply content: the weighted mean and metrics, and the record."""
@@ -109,12 +98,12 @@ class HostSum:
                 key: (value / total).astype(self.expected[key][1])
                 for key, value in self.sums.items()})
             content["metrics"] = weighted_metrics(self.metrics)
-        (failed, failed_reasons), (rejected, rejected_reasons) = (self.left_out["failed"],
-                                                                  self.left_out["rejected"])
         content[RECORD] = ConfigRecord({
             "replies": len(self.metrics), "bytes-up": self.bytes_up,
-            "failed-nodes": failed, "failed-reasons": failed_reasons,
-            "rejected-nodes": rejected, "rejected-reasons": rejected_reasons})
+            "failed-nodes": [node for node, _ in self.failed],
+            "failed-reasons": [reason for _, reason in self.failed],
+            "rejected-nodes": [node for node, _ in self.rejected],
+            "rejected-reasons": [reason for _, reason in self.rejected]})
         return content
 
 

@@ -4,6 +4,7 @@ fails on a Flower upgrade that moves or changes them, before any run does."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import queue
@@ -101,34 +102,37 @@ def test_the_engine_looks_up_its_loops_by_the_names_the_adapter_replaces():
                 == list(inspect.signature(ours).parameters))
 
 
-def test_message_pickup_hands_every_nodes_message_over_and_stops_when_told():
-    link = Link({1: ["a1", "a2"], 2: ["b1"], 3: []})
-    handed, stop = queue.Queue(), threading.Event()
-    worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
-                              args=(link, handed, dict.fromkeys(link.waiting), stop))
-    worker.start()
-    got = [handed.get(timeout=5) for _ in range(3)]
-    stop.set()
-    worker.join(timeout=5)
-    assert not worker.is_alive()
-    assert sorted(got) == ["a1", "a2", "b1"] and got.index("a1") < got.index("a2")
-
-
-def test_a_push_wakes_the_pickup_for_a_message_that_came_while_it_waited(monkeypatch):
-    monkeypatch.setattr(flower_runtime, "PICKUP_WAIT_MAX", 60.0)  # only a push can wake it
-    link, handed, stop = Link({7: []}), queue.Queue(), threading.Event()
-    worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
-                              args=(link, handed, {7: None}, stop))
+@contextlib.contextmanager
+def running(loop, *args):
+    """``loop(*args, stop)`` in a thread for the block; then it is told to stop (a wait on a
+    push is woken too) and must end."""
+    stop = threading.Event()
+    worker = threading.Thread(target=loop, args=(*args, stop))
     worker.start()
     try:
-        link.waiting[7].append(Note("late"))
-        flower_runtime.MESSAGES_PUSHED.set()
-        assert handed.get(timeout=10) == "late"
+        yield
     finally:
         stop.set()
         flower_runtime.MESSAGES_PUSHED.set()
         worker.join(timeout=10)
     assert not worker.is_alive()
+
+
+def test_message_pickup_hands_every_nodes_message_over_and_stops_when_told():
+    link, handed = Link({1: ["a1", "a2"], 2: ["b1"], 3: []}), queue.Queue()
+    with running(flower_runtime.prompt_message_pickup, link, handed,
+                 dict.fromkeys(link.waiting)):
+        got = [handed.get(timeout=5) for _ in range(3)]
+    assert sorted(got) == ["a1", "a2", "b1"] and got.index("a1") < got.index("a2")
+
+
+def test_a_push_wakes_the_pickup_for_a_message_that_came_while_it_waited(monkeypatch):
+    monkeypatch.setattr(flower_runtime, "PICKUP_WAIT_MAX", 60.0)  # only a push can wake it
+    link, handed = Link({7: []}), queue.Queue()
+    with running(flower_runtime.prompt_message_pickup, link, handed, {7: None}):
+        link.waiting[7].append(Note("late"))
+        flower_runtime.MESSAGES_PUSHED.set()
+        assert handed.get(timeout=10) == "late"
 
 
 def test_the_pickup_is_flowers_again_after_a_run():
@@ -149,13 +153,10 @@ def test_what_one_look_finds_goes_to_the_actors_heaviest_first():
     # node order: light, heavy, another kind of message, middle
     link = Link({1: [packed("light", 5.0)], 2: [packed("heavy", 40.0)], 3: ["other"],
                  4: [packed("middle", 20.0)]})
-    handed, stop = queue.Queue(), threading.Event()
-    worker = threading.Thread(target=flower_runtime.prompt_message_pickup,
-                              args=(link, handed, dict.fromkeys(link.waiting), stop))
-    worker.start()
-    got = [handed.get(timeout=5) for _ in range(4)]
-    stop.set()
-    worker.join(timeout=5)
+    handed = queue.Queue()
+    with running(flower_runtime.prompt_message_pickup, link, handed,
+                 dict.fromkeys(link.waiting)):
+        got = [handed.get(timeout=5) for _ in range(4)]
     assert got == ["heavy", "middle", "light", "other"]
 
 
@@ -170,20 +171,13 @@ class Store:
 
 
 def test_the_reply_loop_stores_every_reply_and_says_so_each_time():
-    store, replies, stop = Store(), queue.Queue(), threading.Event()
+    store, replies = Store(), queue.Queue()
     flower_runtime.REPLY_STORED.clear()
-    worker = threading.Thread(target=flower_runtime.prompt_reply_store,
-                              args=(store, replies, stop))
-    worker.start()
-    try:
+    with running(flower_runtime.prompt_reply_store, store, replies):
         for name in ["r1", "r2"]:
             replies.put(name)
             assert flower_runtime.REPLY_STORED.wait(10)
             flower_runtime.REPLY_STORED.clear()
-    finally:
-        stop.set()
-        worker.join(timeout=10)
-    assert not worker.is_alive()
     assert store.stored == ["r1", "r2"]
 
 

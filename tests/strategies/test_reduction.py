@@ -18,7 +18,7 @@ from fedlite.config import RunConfig
 from fedlite.records import load_checkpoint
 from strategies.cohort import CohortGrid
 from strategies.loading import nested
-from strategies.reduction import reduce_replies, reducible
+from strategies.reduction import HostSum, reducible
 from strategies.reply_check import spec_of
 from strategies.validation import Validation
 
@@ -93,6 +93,17 @@ def reply(values, examples: int, **metrics) -> Message:
     content = RecordDict({"arrays": ArrayRecord({"w": Array(np.asarray(values, np.float32))}),
                           "metrics": MetricRecord({"num-examples": examples, **metrics})})
     return Message(content, dst_node_id=1, message_type="train")
+
+
+def reduce_replies(replies, expected, max_examples):
+    """A host's reply content from ``(virtual node id, reply or None, error)`` triples."""
+    total = HostSum(expected, max_examples)
+    for node, message, error in replies:
+        if message is None:
+            total.fail(node, error)
+        else:
+            total.add(node, message)
+    return total.content()
 
 
 def test_a_host_sums_its_good_replies_and_names_the_rest(server_identity):
