@@ -12,11 +12,12 @@ and messages ``N`` nodes, not the population. With one client per node (a deploy
 code sends cohorts of one.
 
 Client state (pFedPara's W2, FedPer's local modules, skipping's threshold and histogram,
-continual learning's memory) is the per-client ``context.state``. With cohorts of one it stays
-in the SuperNode's own ``context.state``, on the client's machine, as in any Flower app. In a
-cohort simulation it lives here, in the driver, keyed by client, and travels to the host with
-the client's message and back with its reply: it follows its client exactly from round to round
-whichever Ray actor serves the host, and only the sampled clients' state moves in a round.
+continual learning's memory) is the per-client ``context.state``. In a deployment it stays in
+the SuperNode's own ``context.state``, on the client's machine, as in any Flower app. In a
+simulation it lives here, in the driver, keyed by client (and so in each round's checkpoint),
+and travels to the host with the client's message and back with its reply: it follows its
+client exactly from round to round whichever Ray actor serves the host, and only the sampled
+clients' state moves in a round.
 
 With ``reduce`` (FedAvg-type strategies, ``strategies.reduction``) a host's training reply is
 its clients' weighted mean, presented to the strategy as one reply that stands for them all.

@@ -146,9 +146,12 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
     # them (strategies.cohort).
     cohorts = cfg.nodes < cfg.num_clients
     reduce = cohorts and cfg.node_reduction and reducible(list(nested(unwrap(strategy))))
+    # In a simulation (``simulation-nodes`` set, as ``fedlite run`` always sets it) the driver
+    # keeps each client's state, so that every round's checkpoint holds it; in a deployment
+    # each SuperNode keeps its own client's.
     grid = CohortGrid(grid, host_indices(grid, cfg.node_wait_timeout),
                       [data.train_count(c) for c in range(cfg.num_clients)],
-                      carry_state=cohorts, reduce=reduce,
+                      carry_state=cfg.simulation_nodes > 0, reduce=reduce,
                       max_examples=len(data.dataset.train_y))
     # Flower's strategies sample with `random`, its DP wrappers draw noise from numpy's global
     # generator; a resume restores both

@@ -97,14 +97,17 @@ def test_cli_resume_of_a_missing_run_fails_before_any_worker(tmp_path, capsys):
     assert "resume-from" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("nodes", [2, 6])  # 6 clients on 2 host nodes, or one node each
 @pytest.mark.parametrize("method", [
     {"skip.enabled": True, "skip.period": "epoch", "local-epochs": 2},  # threshold, histogram
     {"fedpara.mode": "pfedpara", "fedpara.gamma": 0.5},  # W2 stays with each client
 ])
-def test_a_resumed_cohort_run_gives_its_clients_their_state_back(method, tmp_path, in_process):
-    # 6 clients on 2 host nodes: the driver keeps each client's state between its rounds
+def test_a_resumed_simulation_gives_its_clients_their_state_back(method, nodes, tmp_path,
+                                                                  in_process):
+    # the driver keeps each client's state between its rounds, in every round's checkpoint
     base = {"dataset": "digits", "num-clients": 6, "partitioner": "iid", "model": "mlp",
-            "central-eval-size": 50, "simulation-nodes": 2, "fraction-train": 0.5, **method}
+            "central-eval-size": 50, "simulation-nodes": nodes, "fraction-train": 0.5,
+            **method}
 
     def run(rounds: int, results: Path, **extra) -> Path:
         cfg = RunConfig.from_mapping({**base, "num-rounds": rounds, "results-dir": str(results),

@@ -101,11 +101,13 @@ def test_cohorts_give_the_arrays_of_one_node_per_client(case, tmp_path, in_proce
                                                   "node-reduction": False,
                                                   "results-dir": str(tmp_path / str(nodes))}))
 
-    per_node, cohorts = run(6), run(2)
-    expected, got = final_arrays(per_node), final_arrays(cohorts)
-    assert expected.keys() == got.keys()
-    for key in expected:
-        assert expected[key].tobytes() == got[key].tobytes(), key
+    # simulation-nodes 0: one node per client keeping its own client's state, as deployed
+    per_node, cohorts, deployed = run(6), run(2), run(0)
+    expected = final_arrays(per_node)
+    for got in (final_arrays(cohorts), final_arrays(deployed)):
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert expected[key].tobytes() == got[key].tobytes(), key
     if case != "fedmedian":  # the sequential loop is FedAvg's
         cfg = RunConfig.from_mapping({**BASE, **CASES[case], "results-dir": str(tmp_path)})
         loop = run_sequential_fedavg(cfg).arrays
