@@ -19,6 +19,8 @@ class Stream(IntEnum):
     AUGMENT = 2  # continual: sampling augmented prototype points
     VECTORS = 4  # continual: the initial augmentation vectors of new prototypes
     PROBES = 5  # continual: the distilled student's feature probes around the prototypes
+    HEAD_PROBES = 6  # continual: the probes the student's head distillation draws
+    HEAD_STEPS = 7  # continual: that distillation's batches
 
 
 def derive_seed(seed: int, *parts: int) -> int:

@@ -107,3 +107,13 @@ def gaussian_points(memory: Prototypes, radius: float, count: int,
     index = torch.randint(len(memory), (count,), generator=generator)
     noise = torch.randn(count, memory.features.shape[1], generator=generator) * radius
     return memory.features[index] + noise, memory.labels[index]
+
+
+def diagonal_points(centres: Tensor, spreads: Tensor, labels: Tensor, count: int,
+                    generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``count`` feature vectors around random classes' centres, with each class's own
+    per-dimension spread, clipped at 0 (the features are ReLU outputs): the shape of the class's
+    feature region that one isotropic radius misses."""
+    index = torch.randint(len(labels), (count,), generator=generator)
+    noise = torch.randn(count, centres.shape[1], generator=generator) * spreads[index]
+    return (centres[index] + noise).clamp_min(0), labels[index]

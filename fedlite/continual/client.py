@@ -122,6 +122,12 @@ def adam(lr: float, head_scale: float = 1.0):
     return make
 
 
+def distilled_student(c: ContinualConfig) -> bool:
+    """Whether the adaptive method's student learns its head by distillation alone (and so
+    needs probes of the old classes' feature region)."""
+    return c.method == "adaptive" and c.student and c.student_head == "distilled"
+
+
 def reuse_head(student: Branch, teacher: Branch) -> None:
     """The student starts each round from the teacher's embedding module and classifier (same
     shapes; SimKD, Chen et al. CVPR 2022): its extractor maps inputs into the teacher's feature
@@ -144,7 +150,8 @@ def cross_boundary(model: ContinualNet, x: np.ndarray, y: np.ndarray, c: Continu
     cap_x, cap_y = task_data(x, y, todo, c.max_samples_per_class)
     new, missing, radii = mem.select(
         teacher, cap_x, cap_y, todo, class_mean=c.method == "pass",
-        centres=c.method == "adaptive" and c.augment_centre == "class-mean", device=device)
+        centres=c.method == "adaptive" and c.augment_centre == "class-mean",
+        spreads=distilled_student(c), device=device)
     metrics = {"continual-missing-prototypes": float(len(missing))}
     if missing:
         log.warning("fedlite.continual: client %d holds no sample of old classes %s: no "

@@ -10,7 +10,8 @@ class's mean features, which its augmented points then surround. The PASS-style 
 the class mean of the features instead, and no sample. All of it lives in the client's
 ``state`` under ``continual/``; per class, for Fashion-MNIST and the continual CNN: the sample
 (784 floats), its embedding (64) and the label (plus 128 floats of mean features with the
-class-mean centre; the baseline: 128 + 64 floats and the label).
+class-mean centre, and 128 of feature spreads for a distilled student; the baseline: 128 + 64
+floats and the label).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ KEYS = ("proto-embeddings", "proto-labels")
 FEATURES = "proto-features"  # class-mean features (the PASS-style baseline only)
 SAMPLES = "proto-samples"  # the prototype inputs themselves (adaptive only)
 CENTRES = "proto-centres"  # class-mean features the adaptive augmentation surrounds
+SPREADS = "proto-spreads"  # per-dimension std of a class's features: the student's probes
 
 
 def scalar(value) -> float:
@@ -66,6 +68,9 @@ class Prototypes:
     # (K, feature_dim): the classes' mean features at their task's end, which the adaptive
     # method's augmented points surround (augment-centre = class-mean); None otherwise
     centres: Tensor | None = None
+    # (K, feature_dim): the per-dimension standard deviation of each class's features at its
+    # task's end, the shape of the distilled student's probes; None otherwise
+    spreads: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -81,15 +86,16 @@ class Radii:
 
 
 def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int], *,
-           class_mean: bool = False, centres: bool = False, device: torch.device | str = "cpu"
-           ) -> tuple[Prototypes, list[int], Radii]:
+           class_mean: bool = False, centres: bool = False, spreads: bool = False,
+           device: torch.device | str = "cpu") -> tuple[Prototypes, list[int], Radii]:
     """One prototype per class of ``classes`` that the data holds (with ``centres``, also each
-    class's mean features beside its prototype sample).
+    class's mean features beside its prototype sample; with ``spreads``, each class's
+    per-dimension feature standard deviation).
 
     Returns the prototypes, the classes that had no sample (the caller logs and counts them)
     and the PASS radii of the classes' features and embeddings (0 without data).
     """
-    feats, embeds, labels, missing, samples, means = [], [], [], [], [], []
+    feats, embeds, labels, missing, samples, means, stds = [], [], [], [], [], [], []
     traces: dict[str, list[float]] = {"feature": [], "embedding": []}
     y = np.asarray(y)
     for c in classes:
@@ -107,6 +113,8 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
             samples.append(torch.as_tensor(x[index[j]]))
             if centres:
                 means.append(f.mean(0))
+            if spreads:
+                stds.append(f.std(0) if len(f) > 1 else torch.zeros_like(f[0]))
         labels.append(int(c))
         if len(index) > 1:
             traces["feature"].append(float(f.var(0, unbiased=True).sum()))
@@ -120,7 +128,8 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
         return empty, missing, radii
     return (Prototypes(torch.stack(feats) if class_mean else None, torch.stack(embeds),
                        torch.tensor(labels), torch.stack(samples) if samples else None,
-                       torch.stack(means) if means else None),
+                       torch.stack(means) if means else None,
+                       torch.stack(stds) if stds else None),
             missing, radii)
 
 
@@ -133,7 +142,7 @@ def load(state: MutableMapping[str, np.ndarray]) -> Prototypes | None:
         return None if value is None else torch.as_tensor(value).float()
 
     return Prototypes(optional(FEATURES), z.float(), y.long(), optional(SAMPLES),
-                      optional(CENTRES))
+                      optional(CENTRES), optional(SPREADS))
 
 
 def store(state: MutableMapping[str, np.ndarray], memory: Prototypes) -> None:
@@ -141,7 +150,7 @@ def store(state: MutableMapping[str, np.ndarray], memory: Prototypes) -> None:
         state[PREFIX + key] = value.detach().cpu().numpy().copy()
     # never leave features or samples that belong to another set of labels
     for key, value in ((FEATURES, memory.features), (SAMPLES, memory.samples),
-                       (CENTRES, memory.centres)):
+                       (CENTRES, memory.centres), (SPREADS, memory.spreads)):
         if value is not None:
             state[PREFIX + key] = value.detach().cpu().numpy().copy()
         else:
@@ -158,7 +167,7 @@ def merge(old: Prototypes | None, new: Prototypes) -> Prototypes:
     return Prototypes(both(old.features, new.features),
                       torch.cat([old.embeddings, new.embeddings]),
                       torch.cat([old.labels, new.labels]), both(old.samples, new.samples),
-                      both(old.centres, new.centres))
+                      both(old.centres, new.centres), both(old.spreads, new.spreads))
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from fedlite.continual import augment, memory as mem
 from fedlite.continual.client import (adam, bound, cross_boundary, old_head, reuse_head,
                                       space_dim, task_data)
 from fedlite.continual.evaluation import ContinualTracker
+from fedlite.continual.head_distillation import distil_head
 from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD,
                                       freeze)
 from fedlite.continual.model import ContinualNet
@@ -170,21 +171,27 @@ def adaptive_source(teacher, memory: mem.Prototypes, vectors: torch.Tensor, radi
     return points
 
 
-def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory, space: str):
+def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory, space: str,
+                   stream: Stream = Stream.PROBES):
     """The distilled student's view of the old classes' feature region (embedding-space
     augmentation only): the augmentation's centres in the feature space (the prototypes', or
-    the class means) plus Gaussian noise at the PASS radius, with the teacher's outputs there as
-    the targets; no label is claimed for them."""
+    the class means) plus Gaussian noise with each class's stored per-dimension spread (at the
+    PASS radius where a memory holds no spreads), with the teacher's outputs there as the
+    targets; no label is claimed for them."""
     if s.method != "adaptive" or s.student_head != "distilled" or space != "embedding" \
             or memory is None or len(memory) == 0:
         return None
+    generator = torch.Generator().manual_seed(
+        derive_seed(rnd.seed, rnd.server_round, rnd.client_id, stream))
+    centres = mem.centres_of(teacher, memory)
+    if memory.spreads is not None:
+        return lambda n: augment.diagonal_points(centres, memory.spreads, memory.labels, n,
+                                                 generator)
     dim = space_dim(teacher, "feature")
     radius = bound(rnd.state, s, dim, "feature") / float(np.sqrt(dim))
     if radius <= 0:
         return None
-    probes = mem.Prototypes(mem.centres_of(teacher, memory), memory.embeddings, memory.labels)
-    generator = torch.Generator().manual_seed(
-        derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.PROBES))
+    probes = mem.Prototypes(centres, memory.embeddings, memory.labels)
     return lambda n: augment.gaussian_points(probes, radius, n, generator)
 
 
@@ -217,5 +224,13 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
         seed=derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.STUDENT_SHUFFLE))
     distilled = train(student, rnd.x, rnd.y, settings, device=rnd.device, task_loss=False,
                       loss_terms=student_terms, make_optimizer=adam(s.student_lr, head_scale))
-    return {"continual-student-loss": distilled.loss,
-            "continual-student-train-accuracy": distilled.accuracy}
+    metrics = {"continual-student-loss": distilled.loss,
+               "continual-student-train-accuracy": distilled.accuracy}
+    probes = feature_probes(s, rnd, teacher, memory, space, Stream.HEAD_PROBES)
+    if probes is not None and s.student_head_steps > 0:
+        generator = torch.Generator().manual_seed(
+            derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.HEAD_STEPS))
+        metrics["continual-student-head-loss"] = distil_head(
+            student, teacher, probes, torch.as_tensor(rnd.x), steps=s.student_head_steps,
+            lr=s.student_head_step_lr, temperature=s.kd_temperature, generator=generator)
+    return metrics

@@ -36,10 +36,11 @@ class ContinualConfig:
                                            "(fedlite's choice; the claims adjust the embedding)")
     augment_space: str = setting("embedding", "adaptive: where prototypes are augmented: "
                                               "embedding (as claimed) or feature (ablation)")
-    augment_centre: str = setting("prototype", "adaptive: what the augmented points surround: "
-                                               "prototype (the selected sample, as claim 4 "
-                                               "reads) or class-mean (the class's mean "
-                                               "features, embedded by the current module)")
+    augment_centre: str = setting("class-mean", "adaptive: what the augmented points surround: "
+                                                "class-mean (the class centre the prototype "
+                                                "stands for: its mean features, embedded by the "
+                                                "current module) or prototype (the selected "
+                                                "sample itself, claim 4 read literally)")
     radius_scale: float = setting(0.25, "augmentation range, in units of the PASS radius")
     vectors_per_class: int = setting(16, "learnable augmentation vectors per old prototype")
     augment_steps: int = setting(300, "step budget for fitting the vectors at a task boundary")
@@ -58,6 +59,10 @@ class ContinualConfig:
     kd_temperature: float = setting(2.0, "distillation temperature")
     student_lr: float = setting(0.003, "the student's Adam learning rate")
     student_epochs_scale: int = setting(3, "the student's local epochs = local-epochs x this")
+    student_head_steps: int = setting(1000, "distilled student: head-only distillation steps "
+                                            "after its epochs, on feature probes and the "
+                                            "current data; 0 = off")
+    student_head_step_lr: float = setting(0.001, "the Adam learning rate of those steps")
     student_head_lr_scale: float = setting(0.1, "student-head = copied: the copied head learns "
                                                 "at this share")
     student_anchor_weight: float = setting(1.0, "adaptive: student matches the teacher on "
@@ -92,6 +97,8 @@ class ContinualConfig:
         check(self.student_lr > 0, "student-lr", "must be > 0")
         check(self.student_epochs_scale >= 1, "student-epochs-scale",
               "must be a positive integer (1 = the run's local-epochs)")
+        check(self.student_head_steps >= 0, "student-head-steps", "must be >= 0 (0 = off)")
+        check(self.student_head_step_lr > 0, "student-head-step-lr", "must be > 0")
         check(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
         check(self.student_anchor_weight >= 0, "student-anchor-weight", "must be >= 0 (0 = off)")
         check(self.student_prox >= 0, "student-prox", "must be >= 0 (0 = off)")

@@ -178,3 +178,36 @@ def test_convex_mixes_of_kept_embedding_points_keep_their_class():
     points, drawn = augment.adaptive_points(base, labels, fitted, 2.0, 2000,
                                             torch.Generator().manual_seed(2))
     assert (classifier(points).argmax(1) == drawn).all()
+
+
+def test_spreads_are_each_classs_feature_deviation_and_survive_the_state(digits):
+    torch.manual_seed(0)
+    branch = ContinualNet((1, 8, 8), 10).teacher
+    x, y = digits.train_x[:400], digits.train_y[:400]
+    plain, _, _ = memory.select(branch, x, y, [3, 7])
+    assert plain.spreads is None
+    protos, _, _ = memory.select(branch, x, y, [3, 7], centres=True, spreads=True)
+    for row, c in enumerate([3, 7]):
+        f, _ = memory.represent(branch, x[y == c])
+        torch.testing.assert_close(protos.spreads[row], f.std(0))
+    merged = memory.merge(protos, memory.select(branch, x, y, [1], centres=True,
+                                                spreads=True)[0])
+    state: dict[str, np.ndarray] = {}
+    memory.store(state, merged)
+    back = memory.load(state)
+    assert back.spreads.shape == (3, 128)
+    torch.testing.assert_close(back.spreads, merged.spreads)
+
+
+def test_diagonal_points_follow_each_classs_spread_and_stay_non_negative():
+    centres = torch.tensor([[1.0, 0.0, 5.0], [2.0, 2.0, 2.0]])
+    spreads = torch.tensor([[0.0, 0.0, 0.0], [0.5, 2.0, 0.1]])
+    labels = torch.tensor([4, 9])
+    points, got = augment.diagonal_points(centres, spreads, labels, 20000,
+                                          torch.Generator().manual_seed(0))
+    assert (points >= 0).all() and set(got.tolist()) == {4, 9}
+    torch.testing.assert_close(points[got == 4], centres[0].expand(int((got == 4).sum()), 3))
+    mine = points[got == 9]
+    # dimensions far from zero keep their spread; the clipped one is pushed up
+    assert abs(float(mine[:, 0].std()) - 0.5) < 0.02 and abs(float(mine[:, 2].std()) - 0.1) < 0.01
+    assert float(mine[:, 1].min()) == 0.0 and float(mine[:, 1].mean()) > 2.0

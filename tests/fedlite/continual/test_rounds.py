@@ -120,13 +120,16 @@ def test_federated_tasks_build_memory_and_report_metrics(tmp_path, partition_cac
         metrics = tracker.round_metrics(model, server_round)
     state = states[0]
     # After task 2 began: one prototype per class of tasks 0 and 1, and nothing from old data
-    # beyond them (sample, embedding, label), the old classifier and the vectors.
+    # beyond them (sample, embedding, label, the class's mean features the points surround and
+    # their spread for the distilled student's probes), the old classifier and the vectors.
     assert sorted(state["continual/proto-labels"].tolist()) == [0, 1, 2, 3]
     assert state["continual/proto-samples"].shape == (4, 1, 8, 8)
     assert state["continual/vectors"].shape[:2] == (4, cfg.section("continual").vectors_per_class)
     assert {k.split("/")[1] for k in state} == {"proto-samples", "proto-embeddings",
-                                                 "proto-labels", "radius", "embed-radius",
-                                                 "vectors", "old-embedding-head", "task"}
+                                                 "proto-labels", "proto-centres",
+                                                 "proto-spreads", "radius",
+                                                 "embed-radius", "vectors", "old-embedding-head",
+                                                 "task"}
     # the old classifier only (10 classes x (64 + 1)), not the embedding module
     assert sum(v.size for k, v in state.items() if "old-embedding-head" in k) == 650
     assert sum(v.nbytes for v in state.values()) < 200_000  # travels in context.state

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulations.bench.continual import CLASS_MEAN, judge_heldout, kept_per_task
+from simulations.bench.continual import PROTOTYPE, judge_heldout, kept_per_task
 
 
 def test_label_kept_is_read_in_each_tasks_first_round():
@@ -29,13 +29,13 @@ def test_held_out_goals_are_counted_per_seed():
     assert judged["seeds_meeting"] == {"aia_above_pass": 1, "forgetting_half_of_finetune": 1,
                                        "student_within_3_points": 1}
     assert judged["per_seed"]["2"]["augment_label_kept_min"] == 0.95
-    # with the class-mean centre run beside them, its goals are counted too
-    done |= {(1, CLASS_MEAN): _run(0.70, 0.35, final=0.6, student=0.5),
-             (2, CLASS_MEAN): _run(0.79, 0.3, final=0.6, student=0.59)}
+    # with the prototype centre run beside them, its goals are counted too
+    done |= {(1, PROTOTYPE): _run(0.70, 0.35, final=0.6, student=0.5),
+             (2, PROTOTYPE): _run(0.79, 0.3, final=0.6, student=0.59)}
     judged = judge_heldout(done, (1, 2))
-    assert judged["seeds_meeting"]["class_mean_aia_above_pass"] == 1
-    assert judged["seeds_meeting"]["class_mean_student_within_3_points"] == 1
-    assert judged["per_seed"]["1"]["class_mean_aia"] == 0.70
+    assert judged["seeds_meeting"]["prototype_aia_above_pass"] == 1
+    assert judged["seeds_meeting"]["prototype_student_within_3_points"] == 1
+    assert judged["per_seed"]["1"]["prototype_aia"] == 0.70
 
 
 def test_a_held_out_run_in_process_reports_its_summary_and_label_kept_rates():
