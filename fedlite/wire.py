@@ -85,7 +85,8 @@ def receive(model: nn.Module, cfg: RunConfig, arrays: Mapping[str, np.ndarray],
 
 def keep_local(model: nn.Module, cfg: RunConfig, state: MutableMapping[str, np.ndarray]) -> None:
     """Store the model's local arrays in the client's persistent state (copies)."""
-    if not local_keys(cfg, model):  # most runs keep nothing: not even the state dict is built
+    local = local_keys(cfg, model)
+    if not local:  # most runs keep nothing: not even the state dict is built
         return
-    _, local = split_keys(cfg, model)
-    state.update({STATE_PREFIX + key: value for key, value in state_arrays(model, local).items()})
+    state.update({STATE_PREFIX + key: value for key, value in state_arrays(model).items()
+                  if key in local})

@@ -122,10 +122,12 @@ def adam(lr: float, head_scale: float = 1.0):
     return make
 
 
-def distilled_student(c: ContinualConfig) -> bool:
-    """Whether the adaptive method's student learns its head by distillation alone (and so
-    needs probes of the old classes' feature region)."""
-    return c.method == "adaptive" and c.student and c.student_head == "distilled"
+def student_probes(c: ContinualConfig) -> bool:
+    """Whether the student is shown probes of the old classes' feature region: the adaptive
+    method's distilled head, with embedding-space points (which skip the student's embedding
+    module)."""
+    return c.method == "adaptive" and c.student and c.student_head == "distilled" \
+        and c.augment_space == "embedding"
 
 
 def reuse_head(student: Branch, teacher: Branch) -> None:
@@ -151,7 +153,7 @@ def cross_boundary(model: ContinualNet, x: np.ndarray, y: np.ndarray, c: Continu
     new, missing, radii = mem.select(
         teacher, cap_x, cap_y, todo, class_mean=c.method == "pass",
         centres=c.method == "adaptive" and c.augment_centre == "class-mean",
-        spreads=distilled_student(c), device=device)
+        spreads=student_probes(c), device=device)
     metrics = {"continual-missing-prototypes": float(len(missing))}
     if missing:
         log.warning("fedlite.continual: client %d holds no sample of old classes %s: no "

@@ -29,34 +29,28 @@ POOL_CURRENT = 1024  # at most this many of the client's current samples
 BATCH = 128  # probes and current features, each, per step
 
 
-@torch.no_grad()
-def _targets(teacher: Branch, features: Tensor) -> tuple[Tensor, Tensor]:
-    teacher.eval()
-    return teacher.head(features)
-
-
 def distil_head(student: Branch, teacher: Branch, probes: Callable[[int], tuple[Tensor, Tensor]],
                 current: Tensor, *, steps: int, lr: float, temperature: float,
                 generator: torch.Generator) -> float:
     """``steps`` Adam steps on the student's embedding module and classifier; ``current``:
     the client's current inputs. Returns the last step's loss."""
     device = next(student.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad():  # the pools: (features, teacher's embeddings, teacher's logits)
         teacher.eval()
         pick = torch.randperm(len(current), generator=generator)[:POOL_CURRENT]
-        seen_features = teacher.features(current[pick].to(device))
-    probe_features = probes(POOL_PROBES)[0].to(device)
-    pools = [(f, *_targets(teacher, f)) for f in (probe_features, seen_features)]
+        features = (probes(POOL_PROBES)[0].to(device), teacher.features(current[pick].to(device)))
+        pools = [(f, *teacher.head(f)) for f in features]
     params = [*student.embed.parameters(), *student.classifier.parameters()]
     optimizer = torch.optim.Adam(params, lr=lr)
     was = student.training
     student.train()
     loss = torch.zeros(())
     for _ in range(steps):
-        parts = [tuple(t[index] for t in pool) for pool in pools
-                 for index in [torch.randint(len(pool[0]), (BATCH,), generator=generator)
-                               .to(device)]]
-        f, z_t, l_t = (torch.cat(ts) for ts in zip(*parts, strict=True))
+        picks = [torch.randint(len(pool[0]), (BATCH,), generator=generator).to(device)
+                 for pool in pools]  # BATCH from each pool
+        f, z_t, l_t = (torch.cat([pool[part][index] for pool, index
+                                  in zip(pools, picks, strict=True)])
+                       for part in range(3))
         z_s, l_s = student.head(f)
         loss = relative_mse(z_s, z_t) + (1 - F.cosine_similarity(z_s, z_t)).mean() \
             + kl_at(l_s, l_t, student.seen, temperature)

@@ -26,7 +26,7 @@ import torch
 
 from fedlite.continual import augment, memory as mem
 from fedlite.continual.client import (adam, bound, cross_boundary, old_head, reuse_head,
-                                      space_dim, task_data)
+                                      space_dim, student_probes, task_data)
 from fedlite.continual.evaluation import ContinualTracker
 from fedlite.continual.head_distillation import distil_head
 from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD,
@@ -171,15 +171,14 @@ def adaptive_source(teacher, memory: mem.Prototypes, vectors: torch.Tensor, radi
     return points
 
 
-def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory, space: str,
+def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory,
                    stream: Stream = Stream.PROBES):
     """The distilled student's view of the old classes' feature region (embedding-space
     augmentation only): the augmentation's centres in the feature space (the prototypes', or
     the class means) plus Gaussian noise with each class's stored per-dimension spread (at the
     PASS radius where a memory holds no spreads), with the teacher's outputs there as the
     targets; no label is claimed for them."""
-    if s.method != "adaptive" or s.student_head != "distilled" or space != "embedding" \
-            or memory is None or len(memory) == 0:
+    if not student_probes(s) or memory is None or len(memory) == 0:
         return None
     generator = torch.Generator().manual_seed(
         derive_seed(rnd.seed, rnd.server_round, rnd.client_id, stream))
@@ -205,7 +204,7 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
     if copied:  # the baselines' students keep the recipe they were measured with
         reuse_head(student, teacher)
     kd = TwoTeacherKD(teacher, points if s.method != "finetune" else None, s.kd_temperature,
-                      space=space, probes=feature_probes(s, rnd, teacher, memory, space))
+                      space=space, probes=feature_probes(s, rnd, teacher, memory))
     student_terms = [kd]
     if copied:  # the copied head keeps the teacher's anchor to the old head
         student_terms += [t for t in terms if isinstance(t, OldHeadKD)]
@@ -226,8 +225,9 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
                       loss_terms=student_terms, make_optimizer=adam(s.student_lr, head_scale))
     metrics = {"continual-student-loss": distilled.loss,
                "continual-student-train-accuracy": distilled.accuracy}
-    probes = feature_probes(s, rnd, teacher, memory, space, Stream.HEAD_PROBES)
-    if probes is not None and s.student_head_steps > 0:
+    probes = feature_probes(s, rnd, teacher, memory, Stream.HEAD_PROBES) \
+        if s.student_head_steps > 0 else None
+    if probes is not None:
         generator = torch.Generator().manual_seed(
             derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.HEAD_STEPS))
         metrics["continual-student-head-loss"] = distil_head(
