@@ -88,6 +88,11 @@ class RunConfig:
     central_eval: bool = setting(True, "evaluate the global model on the test set after every "
                                        "round")
     central_eval_size: int = setting(0, "first N test samples for central evaluation; 0 = all")
+    # the next round's messages need only the aggregate, so the server evaluates round r while
+    # the clients train round r+1 (strategies.round_pipeline); the records are the same
+    central_eval_overlap: bool = setting(True, "central evaluation of round r (and its record "
+                                               "and checkpoint) runs while round r+1 trains; "
+                                               "false: in line, before round r+1 starts")
     # data
     dataset: str = setting("auto", "auto (Fashion-MNIST, else digits), digits, fashion-mnist, "
                                    "mnist, cifar10, cifar100, shakespeare, or hf:<name> (any "

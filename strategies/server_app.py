@@ -34,6 +34,7 @@ from strategies.loading import load_strategy, nested
 from strategies.reduction import reducible
 from strategies.nodes import wait_for_nodes
 from strategies.reliability import Reliability, unwrap
+from strategies.round_pipeline import RoundPipeline, torch_threads
 from strategies.validation import Validation
 
 app = ServerApp()
@@ -170,14 +171,16 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
         log.info("fedlite: each of the %d host nodes sums its clients' training replies "
                  "(node-reduction)", cfg.nodes)
 
+    # Only central evaluation overlaps the next round: a method's own evaluator (continual
+    # learning's) may follow the run's tasks round by round, so it stays in line.
+    pipeline = RoundPipeline(cfg.central_eval_overlap and evaluation is not None
+                             and isinstance(evaluation[1], CentralEvaluation))
+
     def round_end(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         arrays_np = {key: decode(array) for key, array in arrays.items()}
-        load_arrays(model, arrays_np)
         metrics: dict[str, Any] = {"round": server_round}
         for method, settings in table.active(cfg):
             metrics |= method.round_metrics(settings, server_round)
-        if evaluation is not None:
-            metrics |= evaluation[1].round_metrics(model, server_round)
         traffic = strategy.rounds.get(server_round)
         if traffic is not None:
             metrics |= round_traffic(strategy, traffic, server_round, dense_message_bytes)
@@ -185,22 +188,35 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
         metrics |= {"transport-bytes-down": transport.bytes_down,
                     "transport-bytes-up": transport.bytes_up,
                     "transport-messages": transport.messages}
-        line = recorder.log_round(metrics)
-        recorder.save_checkpoint(arrays_np, server_round, checkpoint_state(strategy, grid.states))
-        if on_round:
-            on_round(line)
-        numeric = {k: v for k, v in line.items() if isinstance(v, (int, float))}
-        return MetricRecord(numeric)
+        # taken now: by the time a background record runs, the next round has moved them on
+        extra = {key: np.array(value) for key, value in
+                 checkpoint_state(strategy, grid.states).items()}
+
+        def record() -> MetricRecord:
+            if evaluation is not None:
+                metrics.update(evaluation[1].round_metrics(model, server_round))
+            line = recorder.log_round(metrics)
+            recorder.save_checkpoint(arrays_np, server_round, extra)
+            if on_round:
+                on_round(line)
+            return MetricRecord({k: v for k, v in line.items() if isinstance(v, (int, float))})
+
+        pipeline.wait()  # the round in flight still evaluates ``model``
+        load_arrays(model, arrays_np)
+        return pipeline.submit(record)
 
     runner, initial, done = resume(cfg, strategy, ArrayRecord(wire_state(cfg, model)),
                                    grid.states)
     if on_start:
         on_start(recorder.dir, done)
     clipping = client_clipping(strategy)
-    runner.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_rounds - done,
-                 timeout=cfg.round_timeout,
-                 train_config=ConfigRecord({CLIPPING_KEY: clipping} if clipping else {}),
-                 evaluate_fn=shifted(round_end, done))
+    # in a simulation the driver's evaluation shares the cores with the actors (round_pipeline)
+    threads = 1 if pipeline.overlaps and cfg.simulation_nodes > 0 else None
+    with pipeline, torch_threads(threads):
+        runner.start(grid=grid, initial_arrays=initial, num_rounds=cfg.num_rounds - done,
+                     timeout=cfg.round_timeout,
+                     train_config=ConfigRecord({CLIPPING_KEY: clipping} if clipping else {}),
+                     evaluate_fn=shifted(round_end, done))
     summary = run_summary(cfg, recorder.rounds, strategy, local)
     if evaluation is not None and evaluation[0]:
         summary[evaluation[0]] = evaluation[1].summary()
