@@ -6,7 +6,10 @@ Gathering the kept rows before the grad-enabled forward is what makes skipping s
 - ``refill`` (``KeptQueue``): kept rows wait until a full batch of ``batch_size`` is ready, so
   every backward stays as large, and as efficient, as in plain training; an epoch takes fewer
   optimizer steps, each the mean over kept samples only. ``flush`` hands over the remainder at
-  the end of an epoch.
+  the end of an epoch. With ``skip.refill-size`` r below the batch size, the batches hold r rows
+  and each step's gradient is scaled by r / B (``ShrinkNormalization``), so a sample weighs what
+  it does in plain training while an epoch takes B / r times as many steps; on a CPU a backward
+  costs about the same per row down to some 16 rows (docs/experiments/skip.md).
 - ``shrink`` (``ShrinkingBatches``, the form of the DAC 2020 paper and the patent): each
   mini-batch's kept rows are that step's batch, one optimizer step per mini-batch, and
   ``ShrinkNormalization`` makes the step's gradient the approximate gradient of the whole
@@ -14,7 +17,8 @@ Gathering the kept rows before the grad-enabled forward is what makes skipping s
   leaves the skipped samples' share out instead of scaling the kept ones up.
 
 Each row travels with its index in the training set, so the gate knows whose confidence the
-training forward refreshes; each batch with its scale, kept / B for ``shrink``, 1 for ``refill``.
+training forward refreshes; each batch with its scale: kept / B for ``shrink``, r / B for
+``refill`` (1 at the default r = B).
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ class BatchForm(Protocol):
 
 
 class KeptQueue:
-    def __init__(self, batch_size: int) -> None:
-        self.batch_size = batch_size
+    def __init__(self, batch_size: int, scale: float = 1.0) -> None:
+        self.batch_size, self.scale = batch_size, scale
         self.parts: list[IndexedBatch] = []
         self.queued = 0
 
@@ -49,11 +53,11 @@ class KeptQueue:
             self.parts.append((x, y, index))
             self.queued += len(y)
         while self.queued >= self.batch_size:
-            yield (*self._take(self.batch_size), 1.0)
+            yield (*self._take(self.batch_size), self.scale)
 
     def flush(self) -> Iterator[ScaledBatch]:
         if self.queued:
-            yield (*self._take(self.queued), 1.0)
+            yield (*self._take(self.queued), self.scale)
 
     def _take(self, n: int) -> IndexedBatch:
         # A single chunk of exactly n rows (nothing was skipped) goes out as it came in.
@@ -77,8 +81,11 @@ class ShrinkingBatches:
         return iter(())
 
 
-def batch_form(batching: str, batch_size: int) -> BatchForm:
-    return KeptQueue(batch_size) if batching == "refill" else ShrinkingBatches()
+def batch_form(batching: str, batch_size: int, refill_size: int = 0) -> BatchForm:
+    if batching == "shrink":
+        return ShrinkingBatches()
+    rows = refill_size or batch_size
+    return KeptQueue(rows, rows / batch_size)
 
 
 class ScaleSource(Protocol):
@@ -86,10 +93,11 @@ class ScaleSource(Protocol):
 
 
 class ShrinkNormalization:
-    """A loss term that turns the loop's mean over a shrunk batch's k rows into the sum over
-    them divided by the mini-batch's B: the gradient scales by k / B, the loss value shown
-    stays the mean (the term's value is exactly 0). ``scale`` is read from the gate, which
-    sets it before it hands the batch over; at 1 (nothing skipped) the term adds nothing."""
+    """A loss term that turns the loop's mean over a shrunk (or small refilled) batch's k rows
+    into the sum over them divided by the mini-batch's B: the gradient scales by k / B (r / B
+    for a refilled batch of r rows), the loss value shown stays the mean (the term's value is
+    exactly 0). ``scale`` is read from the gate, which sets it before it hands the batch over;
+    at 1 (nothing skipped) the term adds nothing."""
 
     def __init__(self, scale_of: ScaleSource) -> None:
         self.source = scale_of

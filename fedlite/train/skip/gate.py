@@ -70,7 +70,8 @@ class SkipGate:
         memory = ConfidenceMemory(self.state, len(order), every) if every > 1 else None
         self.memory = memory
         fresh = memory is None or memory.fresh
-        form = batch_form(self.control.batching, self.control.batch_size)
+        form = batch_form(self.control.batching, self.control.batch_size,
+                          self.control.refill_size)
         select = SelectionForward(model)
         start = 0
         for x, y in batches:

@@ -27,7 +27,8 @@ class Skip(Method):
         gate = SkipGate(control, rnd.state, rnd.server_round)
         rnd.claim("gate", gate, "skip.enabled")
         rnd.callbacks.append(gate)
-        if s.batching == "shrink":  # the step's gradient: kept samples over the mini-batch's B
+        if s.batching == "shrink" or s.refill_size not in (0, rnd.settings.batch_size):
+            # the step's gradient: its samples summed over the mini-batch's B
             rnd.loss_terms.append(ShrinkNormalization(gate))
 
     def progress(self, line: dict[str, Any]) -> list[str]:

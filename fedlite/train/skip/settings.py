@@ -41,6 +41,12 @@ class SkipConfig:
                                         "probability is at most this is always backpropagated")
     batching: str = setting("refill", "refill: kept samples queued into full batches; shrink: "
                                       "each mini-batch's kept samples make that step's batch")
+    # between the two forms: refilled batches smaller than batch-size give more optimizer
+    # steps an epoch (closer to plain training's count) while each backward stays large enough
+    # to run efficiently; each step's gradient is scaled by rows / batch-size, so every kept
+    # sample weighs what it does in plain training
+    refill_size: int = setting(0, "refill: rows per refilled batch, each step's gradient scaled "
+                                  "by rows / batch-size; 0 = batch-size")
 
     def __post_init__(self) -> None:
         require(0.0 <= self.error_bound < 1.0, "skip.error-bound",
@@ -59,6 +65,9 @@ class SkipConfig:
         require(0.0 <= self.min_threshold <= 1.0, "skip.min-threshold",
                 "must be in [0, 1]: samples whose labeled-class probability is at most this "
                 "are always backpropagated (0.5: every sample the model may misclassify)")
+        require(isinstance(self.refill_size, int) and self.refill_size >= 0,
+                "skip.refill-size",
+                "must be a whole number of rows >= 0 (0: refill into batches of batch-size)")
         require(self.batching in SKIP_BATCHINGS, "skip.batching",
                 f"choose one of {', '.join(SKIP_BATCHINGS)} (refill: kept samples queued into "
                 "full batches; shrink: one smaller step per mini-batch)")

@@ -28,8 +28,8 @@ def _model(seed: int = 0) -> torch.nn.Module:
 
 def _train(digits, gate=None, model=None, settings=SETTINGS, n=600):
     model = model or _model()
-    terms = [ShrinkNormalization(gate)] if gate is not None and \
-        gate.control.batching == "shrink" else []
+    terms = [ShrinkNormalization(gate)] if gate is not None and (
+        gate.control.batching == "shrink" or gate.control.refill_size) else []
     result = train(model, digits.train_x[:n], digits.train_y[:n], settings, gate=gate,
                    callbacks=() if gate is None else [gate], loss_terms=terms)
     return model, result
@@ -55,12 +55,15 @@ def trained(digits):
     return model.state_dict()
 
 
-@pytest.mark.parametrize("batching", ["refill", "shrink"])
-def test_neutral_settings_train_exactly_like_the_plain_loop(digits, batching):
+@pytest.mark.parametrize("batching,refill_size", [("refill", 0), ("refill", 16),
+                                                 ("shrink", 0)])
+def test_neutral_settings_train_exactly_like_the_plain_loop(digits, batching, refill_size):
     # Execute: bound 0 (tau stays 1), and a fresh client (no tau yet) with a positive bound
     plain, plain_result = _train(digits)
-    for control in (SkipControl(error_bound=0.0, period="epoch", batching=batching),
-                    SkipControl(error_bound=0.3, period="round", batching=batching)):
+    for control in (SkipControl(error_bound=0.0, period="epoch", batching=batching,
+                                refill_size=refill_size),
+                    SkipControl(error_bound=0.3, period="round", batching=batching,
+                                refill_size=refill_size)):
         gated, result = _train(digits, SkipGate(control))
         # Assert: bit for bit, and the same loss reported
         _same(plain, gated)
@@ -147,3 +150,37 @@ def test_shrinks_gradient_is_the_kept_samples_summed_over_the_mini_batch_size(di
         torch.testing.assert_close(p.detach(), e, rtol=1e-4, atol=1e-6)
     mean = F.cross_entropy(reference(x[kept]), y[kept]).item()
     assert result.loss == pytest.approx(mean, rel=1e-5)
+
+
+def test_a_smaller_refill_steps_on_batches_of_its_size_each_sample_weighed_as_in_plain(
+        digits, trained):
+    # Prepare: one mini-batch of 32, plain SGD (no momentum), tau pinned so some rows skip
+    settings = TrainSettings(epochs=1, batch_size=32, lr=0.1, momentum=0.0, seed=0)
+    order = torch.randperm(32, generator=torch.Generator().manual_seed(0))  # the loop's
+    x, y = torch.as_tensor(digits.train_x[:32])[order], torch.as_tensor(digits.train_y[:32])[order]
+    model = _model()
+    model.load_state_dict(trained)
+    with torch.no_grad():
+        p_y = torch.softmax(model(x), 1)[torch.arange(32), y]
+    kept = torch.nonzero(p_y <= 0.999).flatten()
+    assert 8 < len(kept) < 32
+    # the reference: the kept rows in their order, 8 at a time, each step's gradient the mean
+    # CE scaled by 8 / 32 (a full batch: its rows' sum over 32, as plain training weighs them)
+    reference = _model()
+    reference.load_state_dict(trained)
+    for chunk in kept.split(8):
+        loss = F.cross_entropy(reference(x[chunk]), y[chunk]) * 8 / 32
+        grads = torch.autograd.grad(loss, list(reference.parameters()))
+        with torch.no_grad():
+            for p, g in zip(reference.parameters(), grads, strict=True):
+                p -= 0.1 * g
+    rows = _steps(model)
+    gate = SkipGate(SkipControl(error_bound=0.99, refill_size=8),
+                    {"skip/threshold": np.array([0.999])})
+    # Execute
+    _, result = _train(digits, gate, model=model, settings=settings, n=32)
+    # Assert: batches of 8 but the last, and the weights the reference steps reach
+    assert rows == [len(chunk) for chunk in kept.split(8)]
+    assert result.samples_backprop == len(kept)
+    for p, e in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), e.detach(), rtol=1e-4, atol=1e-6)

@@ -28,6 +28,7 @@ def test_keys_coerce_from_strings():
     shrink = RunConfig.from_mapping({"skip.batching": "shrink", "skip.min-threshold": "0.6"})
     assert (shrink.section("skip").batching, shrink.section("skip").min_threshold) == \
         ("shrink", 0.6)
+    assert RunConfig.from_mapping({"skip.refill-size": "16"}).section("skip").refill_size == 16
 
 
 @pytest.mark.parametrize(("key", "value"), [
@@ -36,6 +37,7 @@ def test_keys_coerce_from_strings():
     ("skip.warmup-rounds", -1), ("skip.warmup-rounds", 1.5),
     ("skip.min-threshold", -0.1), ("skip.min-threshold", 1.5), ("skip.min-threshold", "nan"),
     ("skip.batching", "queue"), ("skip.batching", ""),
+    ("skip.refill-size", -1), ("skip.refill-size", 2.5),
 ])
 def test_bad_values_name_their_key(key, value):
     with pytest.raises(ConfigError, match=f"run config `{key}`"):
