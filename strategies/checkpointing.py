@@ -43,7 +43,7 @@ RESUMABLE_CHANGES = {"num-rounds", "resume-from"}
 def strategy_state(strategy: Strategy) -> dict[str, np.ndarray]:
     """The state a user's strategy (and every strategy it wraps) keeps in attributes: arrays
     (ArrayRecords, dicts and lists of arrays) and numbers (a DP wrapper's adaptive clipping
-    norm)."""
+    norm), copied: a snapshot the strategy's next round cannot change."""
     state: dict[str, np.ndarray] = {}
     for level, inner in enumerate(nested(strategy)):
         for name, value in vars(inner).items():
@@ -52,10 +52,10 @@ def strategy_state(strategy: Strategy) -> dict[str, np.ndarray]:
                 state |= {f"{prefix.format('record')}/{k}": a.numpy() for k, a in value.items()}
             elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray)
                                                            for v in value.values()):
-                state |= {f"{prefix.format('dict')}/{k}": v for k, v in value.items()}
+                state |= {f"{prefix.format('dict')}/{k}": v.copy() for k, v in value.items()}
             elif isinstance(value, list) and value and all(isinstance(v, np.ndarray)
                                                            for v in value):
-                state |= {f"{prefix.format('list')}/{i}": v for i, v in enumerate(value)}
+                state |= {f"{prefix.format('list')}/{i}": v.copy() for i, v in enumerate(value)}
             elif isinstance(value, (bool, int, float)):
                 state[f"{prefix.format('number')}/"] = np.asarray(value)
     return state

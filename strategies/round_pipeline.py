@@ -3,9 +3,10 @@
 The central evaluation of round r's global model feeds nothing the next round needs: the
 strategy has aggregated, and round r+1's messages carry only the arrays. So the ServerApp hands
 the evaluation (and the line and checkpoint that wait for its figures) to one worker thread and
-returns to Flower at once, which sends round r+1 while the server evaluates. In a cohort
-simulation at 10,000 clients of 5 images each, that evaluation (1,000 images) was about a fifth
-of a round during which every actor stood idle (docs/experiments/scale.md).
+returns to Flower at once, which sends round r+1 while the server evaluates. Where the server
+has cores of its own (a deployment) the evaluation's time leaves the round; in a simulation on
+two cores it takes its CPU from the actors instead, and a round at 10,000 clients was a few per
+cent shorter (docs/experiments/scale.md).
 
 One round is in flight at a time: the next round's end, and the run's end, wait for it. So the
 lines are written in round order, each with the same figures as in line, each round's
@@ -17,12 +18,9 @@ taken before handing over, so the next round cannot change it underneath.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
-
-import torch
 
 
 class RoundPipeline:
@@ -67,21 +65,3 @@ class RoundPipeline:
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True)
-
-
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``count`` inside the block (None: left as they are).
-
-    In a simulation the driver shares the machine's cores with the actors, each training on
-    its one thread; an evaluation beside them on more threads than one only contends with them
-    (a cohort round at 10,000 clients: 0.18 s with two threads, 0.16 s with one)."""
-    if count is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

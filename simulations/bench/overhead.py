@@ -13,10 +13,9 @@ import statistics
 import time
 from typing import Any
 
-import torch
-
 from fedlite.config import RunConfig
 from fedlite.federation import run_sequential_fedavg
+from fedlite.threads import torch_threads
 from simulations.engine import Resources, simulate
 
 ORDER = ("flower", "loop", "loop", "flower")
@@ -59,14 +58,10 @@ def flower_run(cfg: RunConfig) -> dict[str, Any]:
 
 
 def loop_run(cfg: RunConfig) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
-    try:
+    with torch_threads(os.cpu_count() or 1):
         start = time.perf_counter()
         loop = run_sequential_fedavg(cfg)
         seconds = time.perf_counter() - start
-    finally:
-        torch.set_num_threads(threads)
     return {"seconds": seconds, "rounds": loop.round_seconds,
             "steady": statistics.median(loop.round_seconds[1:]), "accuracy": loop.accuracy[-1],
             "train_seconds": loop.train_seconds,

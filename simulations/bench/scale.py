@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from fedlite.arrays import load_arrays
 from fedlite.config import RunConfig
 from fedlite.data import resolve_name
 from fedlite.federation import WeightedMean, data_for, initial_model, local_round
+from fedlite.threads import torch_threads
 from fedlite.train import evaluate
 from fedlite.wire import wire_state
 from simulations.engine import Resources, simulate
@@ -120,9 +119,7 @@ def sample(rng: random.Random, population: int, fraction: float) -> list[int]:
 def loop_run(cfg: RunConfig) -> dict[str, Any]:
     """The same rounds without Flower: the sampled clients one after another on one model,
     torch on all cores, the weighted mean, central evaluation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
-    try:
+    with torch_threads(os.cpu_count() or 1):
         data = data_for(cfg)
         model = initial_model(cfg, data)
         global_arrays = {k: v.detach().numpy().copy() for k, v in wire_state(cfg, model).items()}
@@ -145,8 +142,6 @@ def loop_run(cfg: RunConfig) -> dict[str, Any]:
             load_arrays(model, global_arrays)
             evaluate(model, test_x, test_y)
             rounds.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
     return {"loop_seconds_per_round": round(statistics.median(rounds[1:] or rounds), 3),
             "loop_round_seconds": [round(s, 3) for s in rounds]}
 

@@ -39,9 +39,8 @@ add.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -117,8 +116,9 @@ def interleaved(configs: Mapping[str, RunConfig], max_rounds: int | None = None
     configs' rounds. With ``max_rounds``, the arms other than ``plain`` go on after that, in
     turns, each until its client seconds reach plain's or it has run ``max_rounds`` rounds."""
     from fedlite.federation import SequentialFedAvg
+    from fedlite.threads import torch_threads
 
-    with one_thread():  # as each of Flower's Ray actors trains
+    with torch_threads(1):  # as each of Flower's Ray actors trains
         federations = {arm: SequentialFedAvg(cfg) for arm, cfg in configs.items()}
         series: dict[str, list[dict[str, Any]]] = {arm: [] for arm in configs}
         rounds = {cfg.num_rounds for cfg in configs.values()}.pop()
@@ -133,19 +133,6 @@ def interleaved(configs: Mapping[str, RunConfig], max_rounds: int | None = None
                     arm for arm in going if arm != "plain" and server_round < max_rounds
                     and _spent(series[arm]) < budget]
         return series
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread inside the block, as each of Flower's Ray actors trains."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _spent(series: list[dict[str, Any]]) -> float:
@@ -233,8 +220,9 @@ def audit_replay(cfg: RunConfig, timed: list[dict[str, Any]]) -> dict[str, Any]:
     changes no weight (no autograd, batch-norm and dropout in eval mode), so the replay trains
     what the timed run trained; ``same_accuracies`` checks it."""
     from fedlite.federation import SequentialFedAvg
+    from fedlite.threads import torch_threads
 
-    with one_thread():
+    with torch_threads(1):
         federation = SequentialFedAvg(cfg.with_keys({"skip.audit-stale": True}))
         rounds = [federation.step() for _ in timed]
     fresh = [max(c.method_metrics["skip-dropped-gradient-fresh"] for c in r.clients)

@@ -81,11 +81,10 @@ class ShrinkingBatches:
         return iter(())
 
 
-def batch_form(batching: str, batch_size: int, refill_size: int = 0) -> BatchForm:
+def batch_form(batching: str, batch_size: int, refill_rows: int) -> BatchForm:
     if batching == "shrink":
         return ShrinkingBatches()
-    rows = refill_size or batch_size
-    return KeptQueue(rows, rows / batch_size)
+    return KeptQueue(refill_rows, refill_rows / batch_size)
 
 
 class ScaleSource(Protocol):

@@ -22,6 +22,17 @@ class SkipControl(SkipConfig):
         super().__post_init__()
         require(self.batch_size >= 1, "batch-size", "must be a positive integer")
 
+    @property
+    def refill_rows(self) -> int:
+        """Rows of a refilled batch: ``skip.refill-size``, 0 meaning ``batch-size``."""
+        return self.refill_size or self.batch_size
+
+    @property
+    def scales_steps(self) -> bool:
+        """Whether a step's gradient may be scaled (``batching.ShrinkNormalization``): the
+        per-batch form, or refills smaller than a mini-batch."""
+        return self.batching == "shrink" or self.refill_rows != self.batch_size
+
     def bin_of(self, confidence: np.ndarray) -> np.ndarray:
         """Bin index of each confidence; 1.0 falls in the top bin."""
         return np.clip((confidence * self.bins).astype(np.int64), 0, self.bins - 1)

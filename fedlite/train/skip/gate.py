@@ -71,7 +71,7 @@ class SkipGate:
         self.memory = memory
         fresh = memory is None or memory.fresh
         form = batch_form(self.control.batching, self.control.batch_size,
-                          self.control.refill_size)
+                          self.control.refill_rows)
         select = SelectionForward(model)
         start = 0
         for x, y in batches:

@@ -27,8 +27,7 @@ class Skip(Method):
         gate = SkipGate(control, rnd.state, rnd.server_round)
         rnd.claim("gate", gate, "skip.enabled")
         rnd.callbacks.append(gate)
-        if s.batching == "shrink" or s.refill_size not in (0, rnd.settings.batch_size):
-            # the step's gradient: its samples summed over the mini-batch's B
+        if control.scales_steps:  # the step's gradient: its samples summed over the batch's B
             rnd.loss_terms.append(ShrinkNormalization(gate))
 
     def progress(self, line: dict[str, Any]) -> list[str]:

@@ -28,8 +28,8 @@ def _model(seed: int = 0) -> torch.nn.Module:
 
 def _train(digits, gate=None, model=None, settings=SETTINGS, n=600):
     model = model or _model()
-    terms = [ShrinkNormalization(gate)] if gate is not None and (
-        gate.control.batching == "shrink" or gate.control.refill_size) else []
+    terms = [ShrinkNormalization(gate)] if gate is not None and gate.control.scales_steps \
+        else []
     result = train(model, digits.train_x[:n], digits.train_y[:n], settings, gate=gate,
                    callbacks=() if gate is None else [gate], loss_terms=terms)
     return model, result
