@@ -200,11 +200,16 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
             recorder.save_checkpoint(arrays_np, server_round, extra)
             if on_round:
                 on_round(line)
-            return MetricRecord({k: v for k, v in line.items() if isinstance(v, (int, float))})
+            return numeric_record(line)
 
         pipeline.wait()  # the round in flight still evaluates ``model``
         load_arrays(model, arrays_np)
-        return pipeline.submit(record)
+        # Overlapped, the evaluation's figures arrive after Flower has logged the round and
+        # stored it in its Result: give Flower what is known now rather than None (the
+        # figures are in the round's line, rounds.jsonl and the summary)
+        known = numeric_record(metrics)
+        recorded = pipeline.submit(record)
+        return known if recorded is None else recorded
 
     runner, initial, done = resume(cfg, strategy, ArrayRecord(wire_state(cfg, model)),
                                    grid.states)
@@ -231,6 +236,11 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
     else:
         log.info("fedlite: run complete, records in %s", run_dir)
     return {**summary, "run-dir": str(run_dir)}
+
+
+def numeric_record(line: dict[str, Any]) -> MetricRecord:
+    """A round's numeric figures as the MetricRecord Flower logs and keeps in its Result."""
+    return MetricRecord({k: v for k, v in line.items() if isinstance(v, (int, float))})
 
 
 def round_traffic(strategy: Accounting, traffic, server_round: int,

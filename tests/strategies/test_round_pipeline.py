@@ -121,3 +121,32 @@ def test_in_line_the_record_is_returned_at_once():
     with RoundPipeline(overlap=False) as pipeline:
         assert pipeline.submit(lambda: 7) == 7
         assert not pipeline.overlaps
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_flower_gets_a_metric_record_for_every_round(overlap, tmp_path, in_process,
+                                                      monkeypatch):
+    """What Flower logs and keeps in its Result: never None, the round's number and traffic;
+    in line also the evaluation's figures."""
+    import strategies.server_app as server_app
+
+    returned: dict[int, object] = {}
+
+    def spy(evaluate_fn, done):
+        inner = shifted(evaluate_fn, done)
+
+        def evaluate_fn_spy(server_round, arrays):
+            returned[server_round] = inner(server_round, arrays)
+            return returned[server_round]
+        return evaluate_fn_spy
+
+    shifted = server_app.shifted
+    monkeypatch.setattr(server_app, "shifted", spy)
+    cfg = RunConfig.from_mapping({**FLAT, "central-eval-overlap": overlap,
+                                  "results-dir": str(tmp_path)})
+    in_process(cfg)
+    assert sorted(returned) == [0, 1, 2, 3]
+    for server_round, record in returned.items():
+        assert record is not None and record["round"] == server_round
+    assert ("accuracy" in returned[3]) is not overlap
+    assert returned[3]["transport-messages"] > 0

@@ -17,8 +17,8 @@ Gathering the kept rows before the grad-enabled forward is what makes skipping s
   leaves the skipped samples' share out instead of scaling the kept ones up.
 
 Each row travels with its index in the training set, so the gate knows whose confidence the
-training forward refreshes; each batch with its scale: kept / B for ``shrink``, r / B for
-``refill`` (1 at the default r = B).
+training forward refreshes; each batch with its scale: kept / B for ``shrink``, rows / B for
+``refill`` below B rows (1 at the default r = B).
 """
 
 from __future__ import annotations
@@ -56,8 +56,13 @@ class KeptQueue:
             yield (*self._take(self.batch_size), self.scale)
 
     def flush(self) -> Iterator[ScaledBatch]:
+        """The epoch's remainder: its rows weigh what they weigh in a full batch (k of r rows
+        at scale r / B: k / B), and an unscaled refill stays a mean, as plain training's last
+        batch is."""
         if self.queued:
-            yield (*self._take(self.queued), self.scale)
+            rows = self.queued
+            scale = 1.0 if self.scale == 1.0 else self.scale * rows / self.batch_size
+            yield (*self._take(rows), scale)
 
     def _take(self, n: int) -> IndexedBatch:
         # A single chunk of exactly n rows (nothing was skipped) goes out as it came in.

@@ -164,12 +164,13 @@ def test_a_smaller_refill_steps_on_batches_of_its_size_each_sample_weighed_as_in
         p_y = torch.softmax(model(x), 1)[torch.arange(32), y]
     kept = torch.nonzero(p_y <= 0.999).flatten()
     assert 8 < len(kept) < 32
-    # the reference: the kept rows in their order, 8 at a time, each step's gradient the mean
-    # CE scaled by 8 / 32 (a full batch: its rows' sum over 32, as plain training weighs them)
+    # the reference: the kept rows in their order, 8 at a time, each step's gradient its rows'
+    # CE summed over 32, as plain training weighs them (the epoch's remainder too)
+    assert len(kept) % 8, "the epoch must end on a remainder batch"
     reference = _model()
     reference.load_state_dict(trained)
     for chunk in kept.split(8):
-        loss = F.cross_entropy(reference(x[chunk]), y[chunk]) * 8 / 32
+        loss = F.cross_entropy(reference(x[chunk]), y[chunk]) * len(chunk) / 32
         grads = torch.autograd.grad(loss, list(reference.parameters()))
         with torch.no_grad():
             for p, g in zip(reference.parameters(), grads, strict=True):
