@@ -2,7 +2,9 @@
 no Flower or Ray: torch and numpy only), for choosing settings on seeds the benchmark does not
 judge (it runs seed 0). Prints one JSON line: the teacher's average incremental accuracy and
 forgetting, the teacher's and the student's final accuracy, their gap, and where the gap comes
-from (the teacher's head on the student's features, the student's head on the teacher's).
+from (the teacher's head on the student's features, the student's head on the teacher's, and
+the student after head steps taken once more after the last aggregation, towards the
+aggregated teacher: what a server-side step could recover, ``after_aggregation``).
 
     python -m simulations.bench.continual_seeds SEED [KEY=VALUE ...]
     e.g. python -m simulations.bench.continual_seeds 1 continual.student-prox=0
@@ -11,6 +13,7 @@ from (the teacher's head on the student's features, the student's head on the te
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from typing import Any
@@ -19,7 +22,9 @@ import numpy as np
 import torch
 
 from fedlite.config import RunConfig
+from fedlite.continual.augment import diagonal_points
 from fedlite.continual.evaluation import ContinualTracker
+from fedlite.continual.head_distillation import distil_head
 from fedlite.continual.model import ContinualNet
 from fedlite.data import FederatedData
 from fedlite.federation import data_for, initial_model, run_sequential_fedavg, run_setup
@@ -40,6 +45,51 @@ def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...]) -
                                       ("student_head_on_teacher_features", student.head, f_t))}
 
 
+class FeatureInput(torch.nn.Module):
+    """Stands in for an extractor whose inputs already are feature vectors."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def after_aggregation(model: ContinualNet, data: FederatedData, seen: tuple[int, ...],
+                      clients: int, steps: int = 1000) -> dict[str, float]:
+    """The aggregated student after ``steps`` head-only distillation steps towards the
+    aggregated teacher's head, on probes drawn only from per-class statistics of the teacher's
+    features (each seen class's mean and per-dimension spread over the clients' training
+    samples, the figures the clients' memories hold): a diagnostic of the order "distil on each
+    client, then average", not a step fedlite takes."""
+    model = copy.deepcopy(model).eval()
+    teacher, student = model.teacher, model.student
+    centres, spreads = [], []
+    with torch.no_grad():
+        for c in seen:
+            x = np.concatenate([data.client(k).train_x[data.client(k).train_y == c]
+                                for k in range(clients)])
+            features = teacher.features(torch.as_tensor(x))
+            centres.append(features.mean(0))
+            spreads.append(features.std(0))
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.as_tensor(seen)
+
+    def probes(n: int):
+        return diagonal_points(torch.stack(centres), torch.stack(spreads), labels, n, generator)
+
+    extractor, teacher.features = teacher.features, FeatureInput()  # "current" = probes too
+    distil_head(student, teacher, probes, probes(1024)[0], steps=steps, lr=0.001,
+                temperature=2.0, generator=generator)
+    teacher.features = extractor
+    keep = np.isin(data.dataset.test_y, seen)
+    x, y = torch.as_tensor(data.dataset.test_x[keep]), data.dataset.test_y[keep]
+    with torch.no_grad():
+        student.eval()
+        own = student.head(student.features(x))[1].argmax(1).numpy()
+        on_teacher = student.head(teacher.features(x))[1].argmax(1).numpy()
+    return {"after_aggregation_student_final": round(100 * float((own == y).mean()), 2),
+            "after_aggregation_student_head_on_teacher_features":
+                round(100 * float((on_teacher == y).mean()), 2)}
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     seed, overrides = int(argv[0]), dict(parse_override(item) for item in argv[1:])
     cfg = RunConfig.from_mapping({**workload(False, "adaptive").to_flat(), "seed": seed,
@@ -53,7 +103,9 @@ def main(argv: list[str]) -> dict[str, Any]:
         tracker.round_metrics(model, server_round)
         if server_round == cfg.num_rounds and cfg.section("continual").student:
             task = tracker.plan.task_of_round(server_round)
-            swaps.update(head_swap(model, data, tracker.plan.seen_classes(task)))
+            seen = tracker.plan.seen_classes(task)
+            swaps.update(head_swap(model, data, seen))
+            swaps.update(after_aggregation(model, data, tuple(seen), cfg.num_clients))
 
     run_sequential_fedavg(cfg, after_round=after_round)
     summary = tracker.summary()
