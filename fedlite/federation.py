@@ -124,6 +124,37 @@ def local_round(model: nn.Module, client: ClientData, cfg: RunConfig, server_rou
     return result
 
 
+class ServerSteps:
+    """The active methods' steps after aggregation (``Method.server_step``), on a model of the
+    server's own: ``apply(round, arrays, replies)`` returns the arrays with the steps applied
+    (same keys and dtypes) and the steps' figures. Both the ServerApp (a strategy wrapper) and
+    ``SequentialFedAvg`` call it, so the two stay the same run."""
+
+    def __init__(self, cfg: RunConfig, data: FederatedData) -> None:
+        self.cfg, self.steps = cfg, table.server_steps(cfg)
+        self.report_keys = frozenset(key for method, _ in self.steps
+                                     for key in method.server_report_keys)
+        self.model = initial_model(cfg, data) if self.steps else None
+        self.setup = run_setup(cfg, data, self.model) if self.steps else None
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def apply(self, server_round: int, arrays: Mapping[str, np.ndarray],
+              replies: Sequence[tuple[float, Mapping[str, Any]]]
+              ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        if not self.steps:
+            return dict(arrays), {}
+        load_arrays(self.model, arrays)
+        figures: dict[str, float] = {}
+        for method, settings in self.steps:
+            figures |= method.server_step(settings, self.model, server_round, self.setup,
+                                          replies)
+        state = self.model.state_dict()
+        return ({key: state[key].detach().cpu().numpy().astype(value.dtype, copy=True)
+                 for key, value in arrays.items()}, figures)
+
+
 class WeightedMean:
     """The example-weighted mean of client arrays, accumulated client by client in the given
     order with the arithmetic of Flower's FedAvg (``aggregate_arrayrecords``): each client's
@@ -194,6 +225,7 @@ class SequentialFedAvg:
                               for k, v in wire_state(cfg, self.model).items()}
         self.states: list[dict[str, np.ndarray]] = [{} for _ in range(cfg.num_clients)]
         self.server_round = 0
+        self.server_steps = ServerSteps(cfg, self.data)
 
     def step(self, after_round: Callable[[nn.Module, int], None] | None = None
              ) -> SequentialRound:
@@ -215,7 +247,9 @@ class SequentialFedAvg:
         mean = WeightedMean([outcome.num_examples for outcome in outcomes])
         for reply in replies:
             mean.add(reply)
-        self.global_arrays = mean.result()
+        self.global_arrays, _ = self.server_steps.apply(
+            self.server_round, mean.result(),
+            [(outcome.num_examples, outcome.method_metrics) for outcome in outcomes])
         # what the server holds: the new global arrays, and the initial local ones
         load_arrays(model, {**{k: self.initial[k] for k in self.local}, **self.global_arrays})
         if after_round:

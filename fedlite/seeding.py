@@ -21,6 +21,7 @@ class Stream(IntEnum):
     PROBES = 5  # continual: the distilled student's feature probes around the prototypes
     HEAD_PROBES = 6  # continual: the probes the student's head distillation draws
     HEAD_STEPS = 7  # continual: that distillation's batches
+    SERVER_HEAD = 8  # continual: the server's head step after aggregation (no client)
 
 
 def derive_seed(seed: int, *parts: int) -> int:

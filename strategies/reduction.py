@@ -7,8 +7,8 @@ mean ``x_h = sum_{k in h} n_k x_k / N_h`` and weight ``N_h`` gives the strategy 
 over hosts, so the driver handles one reply per host instead of one per client. The sum is
 taken in float64 and cast back to the dtype that was sent: equal to the unreduced run up to
 float rounding. Metrics follow the same rule: counts and ``train-seconds`` are summed, the rest
-averaged by ``num-examples``, which is what fedlite's round summary and FedAvg's metric mean
-compute from per-client replies.
+averaged by ``num-examples`` (lists elementwise), which is what fedlite's round summary and
+FedAvg's metric mean compute from per-client replies.
 
 Only where that is exact: the user's strategy must be one of ``REDUCIBLE`` exactly (a subclass
 may aggregate differently) and unwrapped (Flower's DP wrappers clip each update; robust
@@ -109,11 +109,17 @@ class HostSum:
 
 def weighted_metrics(records: list[tuple[float, MetricRecord]]) -> MetricRecord:
     total = sum(weight for weight, _ in records)
-    out: dict[str, float | int] = {}
-    for key, value in records[0][1].items():
+    out: dict[str, float | int | list[float]] = {}
+    keys = dict.fromkeys(key for _, record in records for key in record)
+    for key in keys:
+        value = next(record[key] for _, record in records if key in record)
+        values = [(weight, record[key]) for weight, record in records if key in record]
+        if isinstance(value, list):  # elementwise, a client without the key adding nothing
+            stacked = sum(weight * np.asarray(v, dtype=np.float64) for weight, v in values)
+            out[key] = (stacked / total).tolist()
+            continue
         if not isinstance(value, (int, float)):
             continue
-        values = [(weight, record[key]) for weight, record in records if key in record]
         if key in SUMMED:
             summed = sum(v for _, v in values)
             out[key] = int(summed) if isinstance(value, int) else float(summed)

@@ -18,7 +18,7 @@ from clients.mods import CLIPPING_KEY
 from fedlite.arrays import load_arrays
 from fedlite.config import ConfigError, RunConfig
 from fedlite.data import resolve_name
-from fedlite.federation import build_initial, data_for, dense_model, run_setup
+from fedlite.federation import ServerSteps, build_initial, data_for, dense_model, run_setup
 from fedlite.methods import Evaluator, table
 from fedlite.plot import plot_run
 from fedlite.records import RunRecorder
@@ -33,6 +33,7 @@ from strategies.failure import RunFailed, failure_of
 from strategies.grids import PollingGrid
 from strategies.loading import load_strategy, nested
 from strategies.reduction import reducible
+from strategies.server_steps import AfterAggregation, refusal
 from strategies.nodes import wait_for_nodes
 from strategies.reliability import Reliability, unwrap
 from strategies.round_pipeline import RoundPipeline
@@ -51,15 +52,23 @@ def strategy_defaults(cfg: RunConfig) -> dict[str, Any]:
             "client_learning_rate": cfg.lr, "train_loss_key": "train-loss"}
 
 
-def build_strategy(cfg: RunConfig, max_examples: float = 1e9) -> Accounting:
+def build_strategy(cfg: RunConfig, max_examples: float = 1e9,
+                   steps: ServerSteps | None = None) -> Accounting:
     """The configured strategy (wrappers and their inner strategies built from their specs),
     wrapped: bytes are counted on every reply, bad replies are rejected, then too few good
-    replies skip the round (``max_examples``: the most samples a reply may claim)."""
+    replies skip the round (``max_examples``: the most samples a reply may claim); with
+    ``steps``, the methods' steps after aggregation change what it returns."""
     try:
         user = load_strategy(cfg.strategy, cfg.strategy_arguments(), strategy_defaults(cfg))
     except ValueError as err:
         raise ConfigError(f"run config `strategy`: {err}") from None
-    inner = Reliability(user, cfg.min_replies, cfg.node_wait_timeout)
+    if table.server_steps(cfg):
+        reason = refusal(nested(user))
+        if reason:
+            raise ConfigError(f"run config `strategy` with continual.server-head-steps: {reason}")
+    inner: Strategy = Reliability(user, cfg.min_replies, cfg.node_wait_timeout)
+    if steps:
+        inner = AfterAggregation(inner, steps)
     return Accounting(Validation(inner, max_examples))
 
 
@@ -135,7 +144,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
     ``on_start(records_dir, rounds_done)`` the run's ``.partial`` directory once it exists (and
     the rounds a resumed run had completed)."""
     data = data_for(cfg)
-    strategy = build_strategy(cfg, max_examples=len(data.dataset.train_y))
+    steps = ServerSteps(cfg, data)
+    strategy = build_strategy(cfg, max_examples=len(data.dataset.train_y), steps=steps)
     model, reports = build_initial(cfg, data)
     wire, local = split_keys(cfg, model)
     setup = run_setup(cfg, data, model)
@@ -185,6 +195,8 @@ def run_federation(grid: Grid, cfg: RunConfig, on_round=None, on_start=None) -> 
         traffic = strategy.rounds.get(server_round)
         if traffic is not None:
             metrics |= round_traffic(strategy, traffic, server_round, dense_message_bytes)
+        if steps:  # what the steps after aggregation reported (``strategies.server_steps``)
+            metrics |= strategy.figures.get(server_round, {})
         transport = grid.take_transport()  # what the simulation itself moved, beside it
         metrics |= {"transport-bytes-down": transport.bytes_down,
                     "transport-bytes-up": transport.bytes_up,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -23,6 +22,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from strategies.array_codec import decode
+from strategies.delegating import Delegating
 from strategies.reduction import left_out, reduced_count
 from strategies.reply_check import Spec, problem, spec_of
 
@@ -46,17 +46,15 @@ def host_rejections(msg: Message) -> list[tuple[int, str]]:
     return left_out(record, "rejected")
 
 
-class Validation(Strategy):
+class Validation(Delegating):
     """Delegates to ``inner``; drops malformed training replies and counts them per round."""
 
     def __init__(self, inner: Strategy, max_examples: float = 1e9) -> None:
-        self.inner, self.max_examples = inner, max_examples
+        super().__init__(inner)
+        self.max_examples = max_examples
         self.sent: dict[int, dict[int, Spec]] = {}  # round -> node -> what it was sent
         self.model_spec: Spec = {}
         self.rejected: dict[int, list[tuple[int, str]]] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -88,14 +86,3 @@ class Validation(Strategy):
                         node, reason)
         arrays, metrics = self.inner.aggregate_train(server_round, kept)
         return (None if arrays is None else cast_to(arrays, self.model_spec)), metrics
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                           grid: Grid) -> Iterable[Message]:
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
-                           ) -> MetricRecord | None:
-        return self.inner.aggregate_evaluate(server_round, replies)
-
-    def summary(self) -> None:
-        self.inner.summary()

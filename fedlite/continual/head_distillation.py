@@ -29,16 +29,25 @@ POOL_CURRENT = 1024  # at most this many of the client's current samples
 BATCH = 128  # probes and current features, each, per step
 
 
+def current_features(teacher: Branch, current: Tensor, generator: torch.Generator) -> Tensor:
+    """The teacher's features of at most ``POOL_CURRENT`` of the client's current inputs."""
+    device = next(teacher.parameters()).device
+    with torch.no_grad():
+        teacher.eval()
+        pick = torch.randperm(len(current), generator=generator)[:POOL_CURRENT]
+        return teacher.features(current[pick].to(device))
+
+
 def distil_head(student: Branch, teacher: Branch, probes: Callable[[int], tuple[Tensor, Tensor]],
                 current: Tensor, *, steps: int, lr: float, temperature: float,
                 generator: torch.Generator) -> float:
     """``steps`` Adam steps on the student's embedding module and classifier; ``current``:
-    the client's current inputs. Returns the last step's loss."""
+    feature vectors of the current data (``current_features``; on the server, probes of its
+    classes). Returns the last step's loss."""
     device = next(student.parameters()).device
     with torch.no_grad():  # the pools: (features, teacher's embeddings, teacher's logits)
         teacher.eval()
-        pick = torch.randperm(len(current), generator=generator)[:POOL_CURRENT]
-        features = (probes(POOL_PROBES)[0].to(device), teacher.features(current[pick].to(device)))
+        features = (probes(POOL_PROBES)[0].to(device), current.to(device))
         pools = [(f, *teacher.head(f)) for f in features]
     params = [*student.embed.parameters(), *student.classifier.parameters()]
     optimizer = torch.optim.Adam(params, lr=lr)

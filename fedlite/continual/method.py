@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedlite.continual import augment, memory as mem
+from fedlite.continual import augment, class_stats, memory as mem
 from fedlite.continual.client import (adam, bound, cross_boundary, old_head, reuse_head,
                                       space_dim, student_probes, task_data)
 from fedlite.continual.evaluation import ContinualTracker
-from fedlite.continual.head_distillation import distil_head
+from fedlite.continual.head_distillation import POOL_CURRENT, current_features, distil_head
 from fedlite.continual.losses import (OldHeadKD, PrototypeAnchor, PrototypeReplay, TwoTeacherKD,
                                       freeze)
 from fedlite.continual.model import ContinualNet
@@ -48,6 +48,7 @@ class Continual(Method):
     name = "continual"
     settings = ContinualConfig
     label = "continual learning"
+    server_report_keys = (class_stats.KEY,)
 
     def active(self, s: ContinualConfig) -> bool:
         return s.enabled
@@ -76,6 +77,34 @@ class Continual(Method):
         if line.get("continual/student-accuracy") is not None:
             part += f"  student {100 * line['continual/student-accuracy']:.2f}%"
         return [part]
+
+    def has_server_step(self, s: ContinualConfig) -> bool:
+        return takes_server_step(s)
+
+    def server_step(self, s: ContinualConfig, model: ContinualNet, server_round: int,
+                    setup: RunSetup, replies) -> dict[str, float]:
+        """The student's head, fitted once more after aggregation, towards the aggregated first
+        model's head, on probes from the classes' pooled feature statistics (``class_stats``):
+        the average of heads each fitted to a client's own first model is not the head that
+        fits the averaged first model."""
+        teacher, student = model.teacher, model.student
+        stats = class_stats.pooled(replies, teacher.num_classes, space_dim(teacher, "feature"))
+        if stats is None:
+            return {}
+        centres, spreads, labels = stats
+        plan = task_plan(s, setup.num_rounds, teacher.num_classes)
+        model.set_seen(plan.seen_classes(plan.task_of_round(server_round)))
+        generator = torch.Generator().manual_seed(
+            derive_seed(setup.seed, server_round, Stream.SERVER_HEAD))
+
+        def probes(n: int):
+            return augment.diagonal_points(centres, spreads, labels, n, generator)
+
+        loss = distil_head(student, teacher, probes, probes(POOL_CURRENT)[0],
+                           steps=s.server_head_steps, lr=s.student_head_step_lr,
+                           temperature=s.kd_temperature, generator=generator)
+        return {"continual-server-head-loss": loss,
+                "continual-server-head-classes": float(len(labels))}
 
     def attach(self, s: ContinualConfig, rnd: ClientRound) -> None:
         model = rnd.model
@@ -145,6 +174,13 @@ class Continual(Method):
             return {}
 
         rnd.after.append(mark_task)
+
+
+def takes_server_step(s: ContinualConfig) -> bool:
+    """``continual.server-head-steps`` acts on the adaptive method's distilled student only:
+    the baselines' students copy their head, and with feature-space points no feature
+    statistics are kept to pool."""
+    return s.server_head_steps > 0 and student_probes(s)
 
 
 def augment_range(s: ContinualConfig, state, dim: int, space: str) -> float:
@@ -231,6 +267,37 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
         generator = torch.Generator().manual_seed(
             derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.HEAD_STEPS))
         metrics["continual-student-head-loss"] = distil_head(
-            student, teacher, probes, torch.as_tensor(rnd.x), steps=s.student_head_steps,
-            lr=s.student_head_step_lr, temperature=s.kd_temperature, generator=generator)
+            student, teacher, probes, current_features(teacher, torch.as_tensor(rnd.x),
+                                                       generator),
+            steps=s.student_head_steps, lr=s.student_head_step_lr,
+            temperature=s.kd_temperature, generator=generator)
+    if takes_server_step(s):
+        metrics[class_stats.KEY] = class_stats.report(reported_stats(rnd, teacher, memory),
+                                                      len(rnd.y))
     return metrics
+
+
+def reported_stats(rnd: ClientRound, teacher, memory: mem.Prototypes | None) -> np.ndarray:
+    """The client's per-class feature statistics for the server's head step: the current
+    classes from its data, the old ones from its memory (the centres and spreads its own
+    probes use)."""
+    device = next(teacher.parameters()).device
+    with torch.no_grad():
+        x = torch.as_tensor(rnd.x)
+        features = torch.cat([teacher.features(x[i:i + 512].to(device)).cpu()
+                              for i in range(0, len(x), 512)]) if len(x) else None
+    parts = []
+    if features is not None:
+        parts.append(class_stats.current_class_stats(features, torch.as_tensor(rnd.y)))
+    if memory is not None and len(memory) and memory.spreads is not None:
+        current = set(parts[0][2]) if parts else set()
+        old = [i for i, label in enumerate(memory.labels.tolist()) if label not in current]
+        if old:
+            centres = mem.centres_of(teacher, memory)
+            parts.append((centres[old].cpu(), memory.spreads[old],
+                          [int(memory.labels[i]) for i in old]))
+    dim = space_dim(teacher, "feature")
+    table = np.zeros((teacher.num_classes, 1 + 2 * dim))
+    for centres, spreads, labels in parts:
+        table += class_stats.client_stats(teacher.num_classes, dim, centres, spreads, labels)
+    return table

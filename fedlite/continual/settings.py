@@ -63,6 +63,10 @@ class ContinualConfig:
                                             "after its epochs, on feature probes and the "
                                             "current data; 0 = off")
     student_head_step_lr: float = setting(0.001, "the Adam learning rate of those steps")
+    server_head_steps: int = setting(1000, "adaptive, distilled student: head-only steps the "
+                                           "server takes after aggregation, from the aggregated "
+                                           "first model's head to the student's, on the "
+                                           "clients' per-class feature statistics; 0 = off")
     student_head_lr_scale: float = setting(0.1, "student-head = copied: the copied head learns "
                                                 "at this share")
     student_anchor_weight: float = setting(1.0, "adaptive: student matches the teacher on "
@@ -99,6 +103,7 @@ class ContinualConfig:
               "must be a positive integer (1 = the run's local-epochs)")
         check(self.student_head_steps >= 0, "student-head-steps", "must be >= 0 (0 = off)")
         check(self.student_head_step_lr > 0, "student-head-step-lr", "must be > 0")
+        check(self.server_head_steps >= 0, "server-head-steps", "must be >= 0 (0 = off)")
         check(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
         check(self.student_anchor_weight >= 0, "student-anchor-weight", "must be >= 0 (0 = off)")
         check(self.student_prox >= 0, "student-prox", "must be >= 0 (0 = off)")

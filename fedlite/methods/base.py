@@ -12,7 +12,7 @@ method attaches nothing and training is exactly plain training.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -102,6 +102,8 @@ class Method:
     name: ClassVar[str]  # the section: keys "<name>.<field>" ("" = top-level keys)
     settings: ClassVar[type | None] = None  # frozen dataclass of ``fedlite.fields.setting``s
     label: ClassVar[str] = ""  # what messages call it, e.g. "backprop skipping"
+    # reply metrics only ``server_step`` reads (kept out of the aggregated metrics and logs)
+    server_report_keys: ClassVar[tuple[str, ...]] = ()
 
     def active(self, s: Any) -> bool:
         """Whether the method changes anything in a run with these settings."""
@@ -137,6 +139,17 @@ class Method:
 
     def round_metrics(self, s: Any, server_round: int) -> dict[str, Any]:
         """What the server records for this method after each round."""
+        return {}
+
+    def has_server_step(self, s: Any) -> bool:
+        """Whether ``server_step`` changes the global model after aggregation."""
+        return False
+
+    def server_step(self, s: Any, model: Any, server_round: int, setup: RunSetup,
+                    replies: Sequence[tuple[float, Mapping[str, Any]]]) -> dict[str, float]:
+        """After aggregation, before the round's evaluation and the next round: change the
+        global ``model`` in place, given the round's (num-examples, metrics) replies; returns
+        figures for the round's record."""
         return {}
 
     def progress(self, line: Mapping[str, Any]) -> list[str]:

@@ -125,6 +125,12 @@ def active(cfg: Any) -> list[tuple[Method, Any]]:
     return chosen
 
 
+def server_steps(cfg: Any) -> list[tuple[Method, Any]]:
+    """The active methods that change the global model after aggregation."""
+    return [(method, settings) for method, settings in active(cfg)
+            if method.has_server_step(settings)]
+
+
 def refusals(cfg: Any) -> list[str]:
     """Why pairs of the run's active methods cannot run together (empty: they can)."""
     pairs = active(cfg)

@@ -3,9 +3,10 @@ same rounds and seeds for fine-tuning (no protection), PASS-style Gaussian proto
 augmentation and this method (adaptive prototype augmentation in the embedding space + joint
 embedding + a student distilled from two teachers), each a Flower run on the simulation engine.
 
-Then, in process (``SequentialFedAvg``, which gives the Flower run's arrays): an ablation on the
-benchmark's seed (feature-space augmentation; the student's head copied from the teacher), and
-the three methods on held-out seeds that chose no setting, two runs at a time.
+Then an ablation on the benchmark's seed and engine (feature-space augmentation; the student's
+head copied from the teacher; no head steps on the server, ...), and, in process
+(``SequentialFedAvg``, which gives the Flower run's arrays), the three methods on held-out seeds
+that chose no setting, two runs at a time.
 
 2 rounds per task (10 rounds), 2 local epochs, 300 training samples per class per client
 (1,500 per class in the federation), lr 0.02.
@@ -30,7 +31,8 @@ PROTOTYPE_KEYS = {"continual.augment-centre": "prototype"}
 ABLATION = {"feature-space augmentation": {"continual.augment-space": "feature"},
             "points around the prototype sample": PROTOTYPE_KEYS,
             "copied student head": {"continual.student-head": "copied"},
-            "no head distillation steps": {"continual.student-head-steps": 0}}
+            "no head distillation steps": {"continual.student-head-steps": 0},
+            "no head steps on the server": {"continual.server-head-steps": 0}}
 # the held-out seeds also run the points around the prototype sample itself (claim 4 read
 # literally; the shipped centre is the class mean the prototype stands for), student included
 PROTOTYPE = "adaptive, prototype centre"
@@ -211,6 +213,7 @@ def run(quick: bool) -> dict[str, Any]:
         "augment_centre": c.augment_centre,
         "augment_label_kept": min(ours["augment_label_kept_per_task"], default=None),
         "student_head": c.student_head,
+        "server_head_steps": c.server_head_steps,
         "methods": methods,
         "ablation": ablation(quick, runs["adaptive"]),
         "heldout": held,

@@ -45,20 +45,14 @@ def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...]) -
                                       ("student_head_on_teacher_features", student.head, f_t))}
 
 
-class FeatureInput(torch.nn.Module):
-    """Stands in for an extractor whose inputs already are feature vectors."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def after_aggregation(model: ContinualNet, data: FederatedData, seen: tuple[int, ...],
                       clients: int, steps: int = 1000) -> dict[str, float]:
     """The aggregated student after ``steps`` head-only distillation steps towards the
     aggregated teacher's head, on probes drawn only from per-class statistics of the teacher's
     features (each seen class's mean and per-dimension spread over the clients' training
     samples, the figures the clients' memories hold): a diagnostic of the order "distil on each
-    client, then average", not a step fedlite takes."""
+    client, then average"; ``continual.server-head-steps`` takes such steps after every
+    round's aggregation, on the statistics the clients report."""
     model = copy.deepcopy(model).eval()
     teacher, student = model.teacher, model.student
     centres, spreads = [], []
@@ -75,10 +69,8 @@ def after_aggregation(model: ContinualNet, data: FederatedData, seen: tuple[int,
     def probes(n: int):
         return diagonal_points(torch.stack(centres), torch.stack(spreads), labels, n, generator)
 
-    extractor, teacher.features = teacher.features, FeatureInput()  # "current" = probes too
     distil_head(student, teacher, probes, probes(1024)[0], steps=steps, lr=0.001,
                 temperature=2.0, generator=generator)
-    teacher.features = extractor
     keep = np.isin(data.dataset.test_y, seen)
     x, y = torch.as_tensor(data.dataset.test_x[keep]), data.dataset.test_y[keep]
     with torch.no_grad():
