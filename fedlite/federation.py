@@ -131,7 +131,7 @@ class ServerSteps:
     ``SequentialFedAvg`` call it, so the two stay the same run."""
 
     def __init__(self, cfg: RunConfig, data: FederatedData) -> None:
-        self.cfg, self.steps = cfg, table.server_steps(cfg)
+        self.steps = table.server_steps(cfg)
         self.report_keys = frozenset(key for method, _ in self.steps
                                      for key in method.server_report_keys)
         self.model = initial_model(cfg, data) if self.steps else None

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fedlite.continual.memory import spread
+
 KEY = "continual-class-stats"  # the reply's metric: a flat list, classes x (1 + 2 x dim)
 
 
@@ -29,9 +31,9 @@ def client_stats(num_classes: int, dim: int, centres: Tensor, spreads: Tensor,
                  labels: Sequence[int]) -> np.ndarray:
     """(num_classes, 1 + 2 dim): per class 1 (held) or 0, the centre, the second moment."""
     table = np.zeros((num_classes, 1 + 2 * dim), dtype=np.float64)
-    for centre, spread, label in zip(centres.double(), spreads.double(), labels, strict=True):
+    for centre, std, label in zip(centres.double(), spreads.double(), labels, strict=True):
         table[int(label)] = np.concatenate([[1.0], centre.numpy(),
-                                            (spread.square() + centre.square()).numpy()])
+                                            (std.square() + centre.square()).numpy()])
     return table
 
 
@@ -39,13 +41,9 @@ def client_stats(num_classes: int, dim: int, centres: Tensor, spreads: Tensor,
 def current_class_stats(features: Tensor, y: Tensor) -> tuple[Tensor, Tensor, list[int]]:
     """Each class's mean and per-dimension standard deviation of ``features`` (of the client's
     current samples, labels ``y``): the same figures the memory keeps of a finished class."""
-    centres, spreads, labels = [], [], []
-    for c in torch.unique(y).tolist():
-        f = features[y == c]
-        centres.append(f.mean(0))
-        spreads.append(f.std(0) if len(f) > 1 else torch.zeros_like(f[0]))
-        labels.append(int(c))
-    return torch.stack(centres), torch.stack(spreads), labels
+    labels = torch.unique(y).tolist()
+    return (torch.stack([features[y == c].mean(0) for c in labels]),
+            torch.stack([spread(features[y == c]) for c in labels]), [int(c) for c in labels])
 
 
 def report(table: np.ndarray, num_examples: int) -> list[float]:

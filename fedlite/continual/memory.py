@@ -53,6 +53,12 @@ def represent(branch: Branch, x: np.ndarray | Tensor, batch_size: int = 512,
     return torch.cat(feats), torch.cat(embeds)
 
 
+def spread(features: Tensor) -> Tensor:
+    """The per-dimension standard deviation of one class's features (0 for a single sample):
+    what the memory keeps per class, and what a client reports of its current classes."""
+    return features.std(0) if len(features) > 1 else torch.zeros_like(features[0])
+
+
 def nearest_to_mean(embeddings: Tensor) -> int:
     """Index of the sample nearest the mean of ``embeddings`` (Euclidean)."""
     mean = embeddings.mean(0, keepdim=True)
@@ -114,7 +120,7 @@ def select(branch: Branch, x: np.ndarray, y: np.ndarray, classes: Sequence[int],
             if centres:
                 means.append(f.mean(0))
             if spreads:
-                stds.append(f.std(0) if len(f) > 1 else torch.zeros_like(f[0]))
+                stds.append(spread(f))
         labels.append(int(c))
         if len(index) > 1:
             traces["feature"].append(float(f.var(0, unbiased=True).sum()))

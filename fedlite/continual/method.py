@@ -281,23 +281,18 @@ def reported_stats(rnd: ClientRound, teacher, memory: mem.Prototypes | None) -> 
     """The client's per-class feature statistics for the server's head step: the current
     classes from its data, the old ones from its memory (the centres and spreads its own
     probes use)."""
-    device = next(teacher.parameters()).device
-    with torch.no_grad():
-        x = torch.as_tensor(rnd.x)
-        features = torch.cat([teacher.features(x[i:i + 512].to(device)).cpu()
-                              for i in range(0, len(x), 512)]) if len(x) else None
-    parts = []
-    if features is not None:
-        parts.append(class_stats.current_class_stats(features, torch.as_tensor(rnd.y)))
-    if memory is not None and len(memory) and memory.spreads is not None:
-        current = set(parts[0][2]) if parts else set()
-        old = [i for i, label in enumerate(memory.labels.tolist()) if label not in current]
-        if old:
-            centres = mem.centres_of(teacher, memory)
-            parts.append((centres[old].cpu(), memory.spreads[old],
-                          [int(memory.labels[i]) for i in old]))
     dim = space_dim(teacher, "feature")
     table = np.zeros((teacher.num_classes, 1 + 2 * dim))
-    for centres, spreads, labels in parts:
-        table += class_stats.client_stats(teacher.num_classes, dim, centres, spreads, labels)
+    current: list[int] = []
+    if len(rnd.y):
+        features, _ = mem.represent(teacher, rnd.x, device=next(teacher.parameters()).device)
+        centres, spreads, current = class_stats.current_class_stats(features,
+                                                                    torch.as_tensor(rnd.y))
+        table += class_stats.client_stats(teacher.num_classes, dim, centres, spreads, current)
+    if memory is not None and len(memory) and memory.spreads is not None:
+        old = [i for i, label in enumerate(memory.labels.tolist()) if label not in current]
+        if old:
+            centres = mem.centres_of(teacher, memory)[old].cpu()
+            table += class_stats.client_stats(teacher.num_classes, dim, centres,
+                                              memory.spreads[old], memory.labels[old].tolist())
     return table
