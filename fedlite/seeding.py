@@ -22,6 +22,7 @@ class Stream(IntEnum):
     HEAD_PROBES = 6  # continual: the probes the student's head distillation draws
     HEAD_STEPS = 7  # continual: that distillation's batches
     SERVER_HEAD = 8  # continual: the server's head step after aggregation (no client)
+    ANCHOR_MIX = 9  # continual: the student's blends of stored samples and batch inputs
 
 
 def derive_seed(seed: int, *parts: int) -> int:

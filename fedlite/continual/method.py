@@ -246,8 +246,10 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
         student_terms += [t for t in terms if isinstance(t, OldHeadKD)]
     if adaptive and memory is not None and memory.samples is not None \
             and s.student_anchor_weight > 0:
-        student_terms.append(PrototypeAnchor(teacher, memory.samples, s.student_anchor_weight,
-                                             s.kd_temperature))
+        student_terms.append(PrototypeAnchor(
+            teacher, memory.samples, s.student_anchor_weight, s.kd_temperature,
+            mix_weight=s.student_anchor_mix, generator=torch.Generator().manual_seed(
+                derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.ANCHOR_MIX))))
     if adaptive and s.student_prox > 0:
         student_terms.append(ProximalTerm(list(student.features.parameters()), s.student_prox,
                                           mean=True))

@@ -71,6 +71,10 @@ class ContinualConfig:
                                                 "at this share")
     student_anchor_weight: float = setting(1.0, "adaptive: student matches the teacher on "
                                                 "prototypes")
+    student_anchor_mix: float = setting(0.0, "adaptive: weight of both teachers' distillation "
+                                             "(features, and logits through the student's own "
+                                             "extractor) on blends of stored prototype samples "
+                                             "and batch inputs; 0 = off")
     student_prox: float = setting(100.0, "adaptive: pull of the student's extractor to its round "
                                          "start")
     max_samples_per_class: int = setting(0, "cap on training samples per client and class; 0 = "
@@ -106,6 +110,7 @@ class ContinualConfig:
         check(self.server_head_steps >= 0, "server-head-steps", "must be >= 0 (0 = off)")
         check(self.student_head_lr_scale >= 0, "student-head-lr-scale", "must be >= 0")
         check(self.student_anchor_weight >= 0, "student-anchor-weight", "must be >= 0 (0 = off)")
+        check(self.student_anchor_mix >= 0, "student-anchor-mix", "must be >= 0 (0 = off)")
         check(self.student_prox >= 0, "student-prox", "must be >= 0 (0 = off)")
         check(self.max_samples_per_class >= 0, "max-samples-per-class", "must be >= 0 (0 = all)")
         if self.tasks:

@@ -33,16 +33,48 @@ from simulations.scenarios import parse_override
 
 
 def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...]) -> dict[str, float]:
-    """Accuracy of each branch's head on the other branch's features, on the seen classes."""
+    """Accuracy of each branch's head on the other branch's features, on the seen classes; each
+    branch's accuracy on the last task's classes and on the older ones (and how often an older
+    class is called a last-task class); and the teacher's head on its own features plus each
+    part of the student's feature error alone: its per-class mean (a shift of each class) or
+    the rest (noise), to tell which of them costs the student its old classes."""
     keep = np.isin(data.dataset.test_y, seen)
     device = next(model.parameters()).device
     x, y = torch.as_tensor(data.dataset.test_x[keep]).to(device), data.dataset.test_y[keep]
     teacher, student = model.teacher.eval(), model.student.eval()
+    last = np.isin(y, seen[-2:])  # the last task's classes (two a task in this workload)
+
+    def accuracy(pred: np.ndarray, where: np.ndarray | slice = slice(None)) -> float:
+        return round(100 * float((pred[where] == y[where]).mean()), 2)
+
     with torch.no_grad():
         f_t, f_s = teacher.features(x), student.features(x)
-        return {name: round(100 * float((head(f)[1].argmax(1).cpu().numpy() == y).mean()), 2)
-                for name, head, f in (("teacher_head_on_student_features", teacher.head, f_s),
-                                      ("student_head_on_teacher_features", student.head, f_t))}
+        error = f_s - f_t
+        labels = torch.as_tensor(y, device=device)
+        shift = torch.zeros_like(f_t)
+        for c in seen:
+            shift[labels == c] = error[labels == c].mean(0)
+        noise = (error - shift).std(0) * torch.randn(
+            f_t.shape, generator=torch.Generator().manual_seed(0)).to(device)
+        heads = {"teacher_head_on_student_features": (teacher, f_s),
+                 "student_head_on_teacher_features": (student, f_t),
+                 "teacher": (teacher, f_t), "student": (student, f_s),
+                 "teacher_head_plus_shift": (teacher, f_t + shift),
+                 "teacher_head_plus_noise": (teacher, f_t + noise)}
+        out: dict[str, float] = {}
+        for name, (branch, f) in heads.items():
+            pred = branch.head(f)[1].argmax(1).cpu().numpy()
+            if name.startswith("teacher_head_on") or name.startswith("student_head_on"):
+                out[name] = accuracy(pred)
+                continue
+            out[f"{name}_old_classes"] = accuracy(pred, ~last)
+            out[f"{name}_new_classes"] = accuracy(pred, last)
+            out[f"{name}_old_called_new"] = round(
+                100 * float(np.isin(pred[~last], seen[-2:]).mean()), 2)
+        out["student_error_rms_old"] = round(float(error[~torch.as_tensor(last)].pow(2).mean()
+                                                   .sqrt()), 4)
+        out["teacher_feature_rms"] = round(float(f_t.pow(2).mean().sqrt()), 4)
+        return out
 
 
 def after_aggregation(model: ContinualNet, data: FederatedData, seen: tuple[int, ...],
@@ -109,7 +141,11 @@ def main(argv: list[str]) -> dict[str, Any]:
     if "student" in summary:  # continual.student=false: the teacher alone, about twice as fast
         student = summary["student"]["final_accuracy"]
         result |= {"student_final": round(100 * student, 2),
-                   "gap": round(100 * (teacher["final_accuracy"] - student), 2), **swaps}
+                   "gap": round(100 * (teacher["final_accuracy"] - student), 2), **swaps,
+                   # where along the tasks the gap opens
+                   "gap_after_task": [round(100 * (t - s), 2) for t, s in zip(
+                       teacher["accuracy_after_task"],
+                       summary["student"]["accuracy_after_task"], strict=True)]}
     return result
 
 

@@ -260,6 +260,56 @@ def test_prototype_anchor_pulls_the_student_towards_the_teacher_on_the_samples(d
     assert float(anchor(net.student, x, None, None)) < 0.5 * float(first)
 
 
+def test_anchor_blends_regress_the_teacher_between_stored_samples_and_the_batch(digits):
+    from fedlite.continual.model import ContinualNet
+
+    torch.manual_seed(0)
+    net = ContinualNet((1, 8, 8), 10)
+    net.set_seen(range(4))
+    samples = torch.as_tensor(digits.train_x[:4])
+    x = torch.as_tensor(digits.train_x[4:36])
+
+    def anchor(mix: float, seed: int = 0) -> PrototypeAnchor:
+        return PrototypeAnchor(net.teacher, samples, weight=1.0, temperature=2.0,
+                               mix_weight=mix, generator=torch.Generator().manual_seed(seed))
+
+    # Weight 0 is the anchor without blends, to the bit.
+    assert torch.equal(anchor(0.0)(net.student, x, None, None),
+                       PrototypeAnchor(net.teacher, samples, 1.0, 2.0)(net.student, x, None, None))
+    # The blends: at least half a stored sample each, the rest one batch input.
+    generator = torch.Generator().manual_seed(0)
+    pick = torch.randint(len(samples), (len(x),), generator=generator)
+    share = (0.5 + 0.5 * torch.rand(len(x), generator=generator)).view(-1, 1, 1, 1)
+    assert (share >= 0.5).all()
+    blend = share * samples[pick] + (1 - share) * x
+    with torch.no_grad():
+        target = net.teacher.features(blend)
+        t_logits = net.teacher.head(target)[1][:, :4] / 2.0
+    f_s = net.student.features(blend)
+    s_logits = net.student.head(f_s)[1][:, :4] / 2.0
+    expected = torch.nn.functional.mse_loss(f_s, target) / target.pow(2).mean() \
+        + 4.0 * torch.nn.functional.kl_div(s_logits.log_softmax(1), t_logits.softmax(1),
+                                           reduction="batchmean")
+    assert float(anchor(1.0).mixed(net.student, x)) == pytest.approx(float(expected), rel=1e-4)
+    # The logits' gradient runs through the student's own extractor (its whole branch learns);
+    # the teacher gets none.
+    net.zero_grad()
+    anchor(2.0).mixed(net.student, x).backward()
+    assert all(p.grad is None for p in net.teacher.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in net.student.parameters())
+    # ... and the extractor's gradient is more than the feature regression's
+    net.zero_grad()
+    (torch.nn.functional.mse_loss(net.student.features(blend), target)
+     / target.pow(2).mean()).backward()
+    regression = [p.grad.clone() for p in net.student.features.parameters()]
+    net.zero_grad()
+    anchor(1.0).mixed(net.student, x).backward()
+    assert not all(torch.allclose(g, p.grad) for g, p in
+                   zip(regression, net.student.features.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="student-anchor-mix"):
+        RunConfig.from_mapping({"continual.student-anchor-mix": -1.0})
+
+
 def test_the_student_trains_for_its_own_number_of_epochs(tmp_path, partition_cache):
     def batches(scale: int) -> tuple[int, int]:
         cfg = cfg_for(tmp_path, **{"continual.student-epochs-scale": scale})
