@@ -32,20 +32,24 @@ from simulations.bench.continual import workload
 from simulations.scenarios import parse_override
 
 
-def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...]) -> dict[str, float]:
+def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...],
+              last: tuple[int, ...]) -> dict[str, float]:
     """Accuracy of each branch's head on the other branch's features, on the seen classes; each
-    branch's accuracy on the last task's classes and on the older ones (and how often an older
-    class is called a last-task class); and the teacher's head on its own features plus each
-    part of the student's feature error alone: its per-class mean (a shift of each class) or
-    the rest (noise), to tell which of them costs the student its old classes."""
+    branch's accuracy on the last task's classes ``last`` and on the older ones (and how often
+    an older class is called a last-task class); and the teacher's head on its own features
+    plus each part of the student's feature error alone: its per-class mean (a shift of each
+    class) or the rest (noise), to tell which of them costs the student its old classes."""
     keep = np.isin(data.dataset.test_y, seen)
     device = next(model.parameters()).device
     x, y = torch.as_tensor(data.dataset.test_x[keep]).to(device), data.dataset.test_y[keep]
     teacher, student = model.teacher.eval(), model.student.eval()
-    last = np.isin(y, seen[-2:])  # the last task's classes (two a task in this workload)
+    new = np.isin(y, last)
 
-    def accuracy(pred: np.ndarray, where: np.ndarray | slice = slice(None)) -> float:
-        return round(100 * float((pred[where] == y[where]).mean()), 2)
+    def predict(branch, features: torch.Tensor) -> np.ndarray:
+        return branch.head(features)[1].argmax(1).cpu().numpy()
+
+    def percent(hits: np.ndarray) -> float:
+        return round(100 * float(hits.mean()), 2)
 
     with torch.no_grad():
         f_t, f_s = teacher.features(x), student.features(x)
@@ -56,22 +60,17 @@ def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...]) -
             shift[labels == c] = error[labels == c].mean(0)
         noise = (error - shift).std(0) * torch.randn(
             f_t.shape, generator=torch.Generator().manual_seed(0)).to(device)
-        heads = {"teacher_head_on_student_features": (teacher, f_s),
-                 "student_head_on_teacher_features": (student, f_t),
-                 "teacher": (teacher, f_t), "student": (student, f_s),
+        out = {"teacher_head_on_student_features": percent(predict(teacher, f_s) == y),
+               "student_head_on_teacher_features": percent(predict(student, f_t) == y)}
+        split = {"teacher": (teacher, f_t), "student": (student, f_s),
                  "teacher_head_plus_shift": (teacher, f_t + shift),
                  "teacher_head_plus_noise": (teacher, f_t + noise)}
-        out: dict[str, float] = {}
-        for name, (branch, f) in heads.items():
-            pred = branch.head(f)[1].argmax(1).cpu().numpy()
-            if name.startswith("teacher_head_on") or name.startswith("student_head_on"):
-                out[name] = accuracy(pred)
-                continue
-            out[f"{name}_old_classes"] = accuracy(pred, ~last)
-            out[f"{name}_new_classes"] = accuracy(pred, last)
-            out[f"{name}_old_called_new"] = round(
-                100 * float(np.isin(pred[~last], seen[-2:]).mean()), 2)
-        out["student_error_rms_old"] = round(float(error[~torch.as_tensor(last)].pow(2).mean()
+        for name, (branch, features) in split.items():
+            pred = predict(branch, features)
+            out |= {f"{name}_old_classes": percent(pred[~new] == y[~new]),
+                    f"{name}_new_classes": percent(pred[new] == y[new]),
+                    f"{name}_old_called_new": percent(np.isin(pred[~new], last))}
+        out["student_error_rms_old"] = round(float(error[~torch.as_tensor(new)].pow(2).mean()
                                                    .sqrt()), 4)
         out["teacher_feature_rms"] = round(float(f_t.pow(2).mean().sqrt()), 4)
         return out
@@ -128,7 +127,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         if server_round == cfg.num_rounds and cfg.section("continual").student:
             task = tracker.plan.task_of_round(server_round)
             seen = tracker.plan.seen_classes(task)
-            swaps.update(head_swap(model, data, seen))
+            swaps.update(head_swap(model, data, seen, tracker.plan.tasks[task]))
             swaps.update(after_aggregation(model, data, tuple(seen), cfg.num_clients))
 
     run_sequential_fedavg(cfg, after_round=after_round)
