@@ -71,7 +71,7 @@ class ContinualConfig:
                                                 "at this share")
     student_anchor_weight: float = setting(1.0, "adaptive: student matches the teacher on "
                                                 "prototypes")
-    student_anchor_mix: float = setting(0.0, "adaptive: weight of both teachers' distillation "
+    student_anchor_mix: float = setting(0.3, "adaptive: weight of both teachers' distillation "
                                              "(features, and logits through the student's own "
                                              "extractor) on blends of stored prototype samples "
                                              "and batch inputs; 0 = off")

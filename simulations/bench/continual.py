@@ -32,7 +32,8 @@ ABLATION = {"feature-space augmentation": {"continual.augment-space": "feature"}
             "points around the prototype sample": PROTOTYPE_KEYS,
             "copied student head": {"continual.student-head": "copied"},
             "no head distillation steps": {"continual.student-head-steps": 0},
-            "no head steps on the server": {"continual.server-head-steps": 0}}
+            "no head steps on the server": {"continual.server-head-steps": 0},
+            "no blends of stored samples": {"continual.student-anchor-mix": 0.0}}
 # the held-out seeds also run the points around the prototype sample itself (claim 4 read
 # literally; the shipped centre is the class mean the prototype stands for), student included
 PROTOTYPE = "adaptive, prototype centre"
@@ -214,6 +215,7 @@ def run(quick: bool) -> dict[str, Any]:
         "augment_label_kept": min(ours["augment_label_kept_per_task"], default=None),
         "student_head": c.student_head,
         "server_head_steps": c.server_head_steps,
+        "student_anchor_mix": c.student_anchor_mix,
         "methods": methods,
         "ablation": ablation(quick, runs["adaptive"]),
         "heldout": held,
