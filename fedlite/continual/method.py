@@ -121,8 +121,7 @@ class Continual(Method):
             metrics |= cross_boundary(model, rnd.client.train_x, rnd.client.train_y, s, plan,
                                       task, rnd.seed, rnd.server_round, rnd.client_id,
                                       rnd.device, state)
-        generator = torch.Generator().manual_seed(
-            derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.AUGMENT))
+        generator = round_generator(rnd, Stream.AUGMENT)
         points, kd_head = None, None
         # PASS-style noise lives in the feature space; the adaptive method's points where
         # augment-space puts them (the embedding space, as claimed)
@@ -176,6 +175,16 @@ class Continual(Method):
         rnd.after.append(mark_task)
 
 
+
+def round_seed(rnd: ClientRound, stream: Stream) -> int:
+    """The seed of one random use in this client's round (see ``fedlite.seeding``)."""
+    return derive_seed(rnd.seed, rnd.server_round, rnd.client_id, stream)
+
+
+def round_generator(rnd: ClientRound, stream: Stream) -> torch.Generator:
+    return torch.Generator().manual_seed(round_seed(rnd, stream))
+
+
 def takes_server_step(s: ContinualConfig) -> bool:
     """``continual.server-head-steps`` acts on the adaptive method's distilled student only:
     the baselines' students copy their head, and with feature-space points no feature
@@ -216,8 +225,7 @@ def feature_probes(s: ContinualConfig, rnd: ClientRound, teacher, memory,
     targets; no label is claimed for them."""
     if not student_probes(s) or memory is None or len(memory) == 0:
         return None
-    generator = torch.Generator().manual_seed(
-        derive_seed(rnd.seed, rnd.server_round, rnd.client_id, stream))
+    generator = round_generator(rnd, stream)
     centres = mem.centres_of(teacher, memory)
     if memory.spreads is not None:
         return lambda n: augment.diagonal_points(centres, memory.spreads, memory.labels, n,
@@ -248,8 +256,7 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
             and s.student_anchor_weight > 0:
         student_terms.append(PrototypeAnchor(
             teacher, memory.samples, s.student_anchor_weight, s.kd_temperature,
-            mix_weight=s.student_anchor_mix, generator=torch.Generator().manual_seed(
-                derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.ANCHOR_MIX))))
+            mix_weight=s.student_anchor_mix, generator=round_generator(rnd, Stream.ANCHOR_MIX)))
     if adaptive and s.student_prox > 0:
         student_terms.append(ProximalTerm(list(student.features.parameters()), s.student_prox,
                                           mean=True))
@@ -258,7 +265,7 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
     # regression is still underfit, and old-class inputs near the head's boundaries flip.
     settings = dataclasses.replace(
         rnd.settings, epochs=rnd.settings.epochs * s.student_epochs_scale,
-        seed=derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.STUDENT_SHUFFLE))
+        seed=round_seed(rnd, Stream.STUDENT_SHUFFLE))
     distilled = train(student, rnd.x, rnd.y, settings, device=rnd.device, task_loss=False,
                       loss_terms=student_terms, make_optimizer=adam(s.student_lr, head_scale))
     metrics = {"continual-student-loss": distilled.loss,
@@ -266,8 +273,7 @@ def distil(s: ContinualConfig, rnd: ClientRound, model: ContinualNet, points, te
     probes = feature_probes(s, rnd, teacher, memory, Stream.HEAD_PROBES) \
         if s.student_head_steps > 0 else None
     if probes is not None:
-        generator = torch.Generator().manual_seed(
-            derive_seed(rnd.seed, rnd.server_round, rnd.client_id, Stream.HEAD_STEPS))
+        generator = round_generator(rnd, Stream.HEAD_STEPS)
         metrics["continual-student-head-loss"] = distil_head(
             student, teacher, probes, current_features(teacher, torch.as_tensor(rnd.x),
                                                        generator),

@@ -70,8 +70,8 @@ def head_swap(model: ContinualNet, data: FederatedData, seen: tuple[int, ...],
             out |= {f"{name}_old_classes": percent(pred[~new] == y[~new]),
                     f"{name}_new_classes": percent(pred[new] == y[new]),
                     f"{name}_old_called_new": percent(np.isin(pred[~new], last))}
-        out["student_error_rms_old"] = round(float(error[~torch.as_tensor(new)].pow(2).mean()
-                                                   .sqrt()), 4)
+        old_error = error[~torch.as_tensor(new, device=device)]
+        out["student_error_rms_old"] = round(float(old_error.pow(2).mean().sqrt()), 4)
         out["teacher_feature_rms"] = round(float(f_t.pow(2).mean().sqrt()), 4)
         return out
 
