@@ -62,6 +62,21 @@ def test_resnet_valid_depths(depth):
     assert convs + 1 == depth  # 3x3 convolutions plus the classifier
 
 
+def test_resnet_blocks_start_as_their_shortcut():
+    # Prepare: a block whose shortcut is the identity (same width, stride 1)
+    torch.manual_seed(0)
+    zeroed = ResNet(14, in_channels=1, num_classes=10)
+    torch.manual_seed(0)
+    standard = ResNet(14, in_channels=1, num_classes=10, zero_init_residual=False)
+    x = torch.randn(2, 16, 8, 8)
+    # Execute
+    with torch.no_grad():
+        zeroed_out, standard_out = zeroed.sections[0][1](x), standard.sections[0][1](x)
+    # Assert: the zero-scaled residual branch adds nothing, so the block passes relu(x) on
+    assert torch.equal(zeroed_out, torch.relu(x))
+    assert not torch.allclose(standard_out, torch.relu(x))
+
+
 @pytest.mark.parametrize("depth", [10, 0, 2, 7, 21])
 def test_resnet_invalid_depth_is_a_clear_error(depth):
     with pytest.raises(ValueError, match=rf"6n\+2 .*8, 14, 20, 26.*got {depth}"):
