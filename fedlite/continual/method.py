@@ -175,13 +175,13 @@ class Continual(Method):
         rnd.after.append(mark_task)
 
 
-
 def round_seed(rnd: ClientRound, stream: Stream) -> int:
     """The seed of one random use in this client's round (see ``fedlite.seeding``)."""
     return derive_seed(rnd.seed, rnd.server_round, rnd.client_id, stream)
 
 
 def round_generator(rnd: ClientRound, stream: Stream) -> torch.Generator:
+    """A CPU generator seeded with ``round_seed``: one independent stream per random use."""
     return torch.Generator().manual_seed(round_seed(rnd, stream))
 
 
