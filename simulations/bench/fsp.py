@@ -33,7 +33,8 @@ COMPRESSED_ROUNDS = FULL_ROUNDS // 3  # R/3: arms (b), (c), (d), per network
 # than after 2 (mean of tuning seeds 3 and 4, docs/experiments/fsp.md)
 STAGE1_ROUNDS = 3
 # the chain's client-second budget as a share of (a)'s; None: no time budget, the accuracies
-# alone decide. Each network's stage 1 + R/3 rounds make resnet8 -> 14 -> 20 cost about (a)'s.
+# alone decide. Each network's stage 1 + R/3 rounds make resnet8 -> 14 -> 20 cost 0.87-0.94
+# of (a)'s at R = 18 (docs/benchmarks/fsp.json).
 CHAIN_BUDGET: float | None = 1.0
 HELD_OUT_SEEDS = (1, 2)
 PNG = Path("docs/benchmarks/fsp.png")
