@@ -30,8 +30,9 @@ class SkipControl(SkipConfig):
     @property
     def scales_steps(self) -> bool:
         """Whether a step's gradient may be scaled (``batching.ShrinkNormalization``): the
-        per-batch form, or refills smaller than a mini-batch."""
-        return self.batching == "shrink" or self.refill_rows != self.batch_size
+        per-batch form, refills smaller than a mini-batch, or compensation."""
+        return (self.batching == "shrink" or self.refill_rows != self.batch_size
+                or self.compensate)
 
     def bin_of(self, confidence: np.ndarray) -> np.ndarray:
         """Bin index of each confidence; 1.0 falls in the top bin."""

@@ -5,14 +5,15 @@ histogram (CF accumulation) -> the samples with confidence above tau are candida
 and the in-period guard (``guard``) skips them only while the period's measured dropped share
 stays within the error bound -> the kept samples go to the loop in the run's batch form
 (``batching``: refilled into full batches, or each mini-batch shrunk), whose forward + backward +
-optimizer step are the approximate gradient and the weight update. tau never goes below
-``min_threshold`` (0.5: a sample the model may misclassify is always backpropagated). While
-tau >= 1 nothing can be skipped, so the confidences come from the training forward instead of a
-selection forward; with ``selection_every > 1`` most epochs reuse remembered confidences
-(``memory``). In the run's first ``warmup_rounds`` rounds nothing is skipped either, while the
-histogram accumulates. A batch where every sample is skipped yields nothing (no step) and is
-counted. At the end of each period (an epoch or the round) tau is re-chosen from the histogram
-(linear interpolation + threshold decision).
+optimizer step are the approximate gradient and the weight update; with ``compensate`` each
+step's gradient is scaled by 1 / (1 - the period's measured dropped share so far). tau never
+goes below ``min_threshold`` (0.5: a sample the model may misclassify is always
+backpropagated). While tau >= 1 nothing can be skipped, so the confidences come from the
+training forward instead of a selection forward; with ``selection_every > 1`` most epochs
+reuse remembered confidences (``memory``). In the run's first ``warmup_rounds`` rounds nothing
+is skipped either, while the histogram accumulates. A batch where every sample is skipped
+yields nothing (no step) and is counted. At the end of each period (an epoch or the round) tau
+is re-chosen from the histogram (linear interpolation + threshold decision).
 
 Per-client state, kept across rounds under ``skip/`` keys: the threshold in force, and the
 histogram and |gradient| sums of the last completed period (small: 2 x bins floats); with
@@ -107,10 +108,10 @@ class SkipGate:
             else:  # gathered before any autograd forward
                 kept = (x[keep.to(x.device)], y[keep.to(y.device)], index[keep])
             for xb, yb, ib, scale in form.push(*kept, len(y)):
-                self._pending, self.step_scale = (ib, False), scale
+                self._pending, self.step_scale = (ib, False), scale * self._compensation()
                 yield xb, yb
         for xb, yb, ib, scale in form.flush():
-            self._pending, self.step_scale = (ib, False), scale
+            self._pending, self.step_scale = (ib, False), scale * self._compensation()
             yield xb, yb
         if memory is not None:
             memory.save()
@@ -145,6 +146,9 @@ class SkipGate:
         self.grad_total += float(np.nansum(grad_norm, dtype=np.float64))
         self.grad_dropped += float(np.nansum(grad_norm[~keep], dtype=np.float64))
         self.grad_above += float(np.nansum(grad_norm[above], dtype=np.float64))
+
+    def _compensation(self) -> float:
+        return self.guard.compensation() if self.control.compensate else 1.0
 
     @property
     def in_force(self) -> float:

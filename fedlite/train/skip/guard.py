@@ -37,5 +37,12 @@ class DroppedShareGuard:
         self.total += float(np.nansum(grad_norm, dtype=np.float64))
         self.dropped += float(np.nansum(grad_norm[skipped], dtype=np.float64))
 
+    def compensation(self) -> float:
+        """1 / (1 - the period's measured dropped share): the factor that gives the kept
+        samples the period's whole gradient mass (exactly 1 while nothing was dropped)."""
+        if self.dropped <= 0.0:
+            return 1.0
+        return self.total / (self.total - self.dropped)
+
     def reset(self) -> None:
         self.total = self.dropped = 0.0

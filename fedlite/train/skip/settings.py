@@ -47,6 +47,12 @@ class SkipConfig:
     # sample weighs what it does in plain training
     refill_size: int = setting(0, "refill: rows per refilled batch, each step's gradient scaled "
                                   "by rows / batch-size; 0 = batch-size")
+    # the kept samples' gradient carries 1 - d of the period's gradient mass (d the measured
+    # dropped share, at most the bound), so an epoch moves the weights less than plain
+    # training's; scaling each step by 1 / (1 - d) restores the mass the skipped samples
+    # would have added, as an importance-weighted estimate restores the full sum
+    compensate: bool = setting(False, "scale each step's gradient by 1 / (1 - the period's "
+                                      "measured dropped share)")
 
     def __post_init__(self) -> None:
         require(0.0 <= self.error_bound < 1.0, "skip.error-bound",

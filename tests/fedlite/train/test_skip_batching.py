@@ -55,15 +55,17 @@ def trained(digits):
     return model.state_dict()
 
 
-@pytest.mark.parametrize("batching,refill_size", [("refill", 0), ("refill", 16),
-                                                 ("shrink", 0)])
-def test_neutral_settings_train_exactly_like_the_plain_loop(digits, batching, refill_size):
+@pytest.mark.parametrize("batching,refill_size,compensate",
+                         [("refill", 0, False), ("refill", 16, False), ("shrink", 0, False),
+                          ("refill", 0, True), ("shrink", 0, True)])
+def test_neutral_settings_train_exactly_like_the_plain_loop(digits, batching, refill_size,
+                                                            compensate):
     # Execute: bound 0 (tau stays 1), and a fresh client (no tau yet) with a positive bound
     plain, plain_result = _train(digits)
     for control in (SkipControl(error_bound=0.0, period="epoch", batching=batching,
-                                refill_size=refill_size),
+                                refill_size=refill_size, compensate=compensate),
                     SkipControl(error_bound=0.3, period="round", batching=batching,
-                                refill_size=refill_size)):
+                                refill_size=refill_size, compensate=compensate)):
         gated, result = _train(digits, SkipGate(control))
         # Assert: bit for bit, and the same loss reported
         _same(plain, gated)
@@ -185,3 +187,39 @@ def test_a_smaller_refill_steps_on_batches_of_its_size_each_sample_weighed_as_in
     assert result.samples_backprop == len(kept)
     for p, e in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p.detach(), e.detach(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("compensate", [False, True])
+def test_compensation_scales_the_kept_samples_step_by_the_dropped_gradient_mass(
+        digits, trained, compensate):
+    # Prepare: one mini-batch of 32, plain SGD (no momentum), tau pinned so some rows skip
+    settings = TrainSettings(epochs=1, batch_size=32, lr=0.1, momentum=0.0, seed=0)
+    order = torch.randperm(32, generator=torch.Generator().manual_seed(0))  # the loop's
+    x, y = torch.as_tensor(digits.train_x[:32])[order], torch.as_tensor(digits.train_y[:32])[order]
+    model = _model()
+    model.load_state_dict(trained)
+    with torch.no_grad():
+        p = torch.softmax(model(x), 1)
+    p_y = p[torch.arange(32), y]
+    grad_norm = (p - F.one_hot(y, 10)).norm(dim=1).double()
+    kept = p_y <= 0.9
+    assert 0 < int(kept.sum()) < 32
+    gate = SkipGate(SkipControl(error_bound=0.99, compensate=compensate),
+                    {"skip/threshold": np.array([0.9])})
+    # Execute
+    _, result = _train(digits, gate, model=model, settings=settings, n=32)
+    # Assert: the same rows kept; the factor is 1 / (1 - d), d the skipped rows' share of the
+    # summed ||p - e_y|| (the gate's own selection forward measured it; here it is recomputed
+    # to float tolerance)
+    assert result.samples_backprop == int(kept.sum())
+    dropped = gate.metrics()["skip-dropped-gradient"]
+    assert dropped == pytest.approx(float(grad_norm[~kept].sum() / grad_norm.sum()), rel=1e-2)
+    factor = 1 / (1 - dropped) if compensate else 1.0
+    # the reference: the kept rows' mean CE (a full refill's remainder batch), times the factor
+    reference = _model()
+    reference.load_state_dict(trained)
+    loss = F.cross_entropy(reference(x[kept]), y[kept]) * factor
+    grads = torch.autograd.grad(loss, list(reference.parameters()))
+    for param, g, before in zip(model.parameters(), grads, reference.parameters(), strict=True):
+        torch.testing.assert_close(param.detach(), before.detach() - 0.1 * g, rtol=1e-4,
+                                   atol=1e-6)
