@@ -53,6 +53,21 @@ def provenance(argv: list[str], started: str) -> dict[str, Any]:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
             "started": started, "machine": {
                 "platform": platform.platform(), "processor": platform.processor(),
+                # the kernels torch picks follow the CPU's vector ISA, and with them the last
+                # bits of every sum: two machines can train the same seed to different curves
+                "cpu_model": _cpu_model(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "cpus": os.cpu_count(), "python": platform.python_version(),
                 "torch": torch.__version__, "flwr": flwr.__version__,
                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (``platform.processor`` is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

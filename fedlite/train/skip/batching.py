@@ -100,8 +100,9 @@ class ShrinkNormalization:
     """A loss term that turns the loop's mean over a shrunk (or small refilled) batch's k rows
     into the sum over them divided by the mini-batch's B: the gradient scales by k / B (r / B
     for a refilled batch of r rows), the loss value shown stays the mean (the term's value is
-    exactly 0). ``scale`` is read from the gate, which sets it before it hands the batch over;
-    at 1 (nothing skipped) the term adds nothing."""
+    exactly 0). ``scale`` is read from the gate, which sets it before it hands the batch over,
+    times the gate's compensation with ``skip.compensate`` (above 1 there); at 1 (nothing
+    skipped) the term adds nothing."""
 
     def __init__(self, scale_of: ScaleSource) -> None:
         self.source = scale_of

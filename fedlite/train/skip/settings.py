@@ -49,8 +49,8 @@ class SkipConfig:
                                   "by rows / batch-size; 0 = batch-size")
     # the kept samples' gradient carries 1 - d of the period's gradient mass (d the measured
     # dropped share, at most the bound), so an epoch moves the weights less than plain
-    # training's; scaling each step by 1 / (1 - d) restores the mass the skipped samples
-    # would have added, as an importance-weighted estimate restores the full sum
+    # training's; scaling each step by 1 / (1 - d) restores that mass in size (the kept
+    # samples' direction stands in for the skipped ones', which were small)
     compensate: bool = setting(False, "scale each step's gradient by 1 / (1 - the period's "
                                       "measured dropped share)")
 

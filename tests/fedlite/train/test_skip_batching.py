@@ -154,16 +154,26 @@ def test_shrinks_gradient_is_the_kept_samples_summed_over_the_mini_batch_size(di
     assert result.loss == pytest.approx(mean, rel=1e-5)
 
 
-def test_a_smaller_refill_steps_on_batches_of_its_size_each_sample_weighed_as_in_plain(
-        digits, trained):
-    # Prepare: one mini-batch of 32, plain SGD (no momentum), tau pinned so some rows skip
-    settings = TrainSettings(epochs=1, batch_size=32, lr=0.1, momentum=0.0, seed=0)
+ONE_STEP = TrainSettings(epochs=1, batch_size=32, lr=0.1, momentum=0.0, seed=0)
+
+
+def _one_shuffled_batch(digits, trained):
+    """The trained model and the first 32 digits in the order the loop draws them under
+    ``ONE_STEP`` (one mini-batch, plain SGD without momentum), with its softmax outputs."""
     order = torch.randperm(32, generator=torch.Generator().manual_seed(0))  # the loop's
     x, y = torch.as_tensor(digits.train_x[:32])[order], torch.as_tensor(digits.train_y[:32])[order]
     model = _model()
     model.load_state_dict(trained)
     with torch.no_grad():
-        p_y = torch.softmax(model(x), 1)[torch.arange(32), y]
+        p = torch.softmax(model(x), 1)
+    return model, x, y, p
+
+
+def test_a_smaller_refill_steps_on_batches_of_its_size_each_sample_weighed_as_in_plain(
+        digits, trained):
+    # Prepare: one mini-batch of 32, plain SGD (no momentum), tau pinned so some rows skip
+    model, x, y, p = _one_shuffled_batch(digits, trained)
+    p_y = p[torch.arange(32), y]
     kept = torch.nonzero(p_y <= 0.999).flatten()
     assert 8 < len(kept) < 32
     # the reference: the kept rows in their order, 8 at a time, each step's gradient its rows'
@@ -181,7 +191,7 @@ def test_a_smaller_refill_steps_on_batches_of_its_size_each_sample_weighed_as_in
     gate = SkipGate(SkipControl(error_bound=0.99, refill_size=8),
                     {"skip/threshold": np.array([0.999])})
     # Execute
-    _, result = _train(digits, gate, model=model, settings=settings, n=32)
+    _, result = _train(digits, gate, model=model, settings=ONE_STEP, n=32)
     # Assert: batches of 8 but the last, and the weights the reference steps reach
     assert rows == [len(chunk) for chunk in kept.split(8)]
     assert result.samples_backprop == len(kept)
@@ -193,13 +203,7 @@ def test_a_smaller_refill_steps_on_batches_of_its_size_each_sample_weighed_as_in
 def test_compensation_scales_the_kept_samples_step_by_the_dropped_gradient_mass(
         digits, trained, compensate):
     # Prepare: one mini-batch of 32, plain SGD (no momentum), tau pinned so some rows skip
-    settings = TrainSettings(epochs=1, batch_size=32, lr=0.1, momentum=0.0, seed=0)
-    order = torch.randperm(32, generator=torch.Generator().manual_seed(0))  # the loop's
-    x, y = torch.as_tensor(digits.train_x[:32])[order], torch.as_tensor(digits.train_y[:32])[order]
-    model = _model()
-    model.load_state_dict(trained)
-    with torch.no_grad():
-        p = torch.softmax(model(x), 1)
+    model, x, y, p = _one_shuffled_batch(digits, trained)
     p_y = p[torch.arange(32), y]
     grad_norm = (p - F.one_hot(y, 10)).norm(dim=1).double()
     kept = p_y <= 0.9
@@ -207,7 +211,7 @@ def test_compensation_scales_the_kept_samples_step_by_the_dropped_gradient_mass(
     gate = SkipGate(SkipControl(error_bound=0.99, compensate=compensate),
                     {"skip/threshold": np.array([0.9])})
     # Execute
-    _, result = _train(digits, gate, model=model, settings=settings, n=32)
+    _, result = _train(digits, gate, model=model, settings=ONE_STEP, n=32)
     # Assert: the same rows kept; the factor is 1 / (1 - d), d the skipped rows' share of the
     # summed ||p - e_y|| (the gate's own selection forward measured it; here it is recomputed
     # to float tolerance)
