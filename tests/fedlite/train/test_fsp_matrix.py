@@ -7,6 +7,7 @@ import torch
 
 from fedlite.models import build_model
 from fedlite.train.fsp import fsp_loss, fsp_matrices, fsp_matrix
+from fedlite.train.fsp.matrix import pooled_to
 
 
 def test_matrix_of_a_hand_built_pair():
@@ -21,6 +22,24 @@ def test_larger_map_is_max_pooled():
     first = torch.arange(16.0).reshape(1, 1, 4, 4)  # pooled 2x2 maxima: 5, 7, 13, 15
     last = torch.ones(1, 1, 2, 2)
     assert torch.allclose(fsp_matrix(first, last), torch.tensor([[[(5 + 7 + 13 + 15) / 4]]]))
+
+
+@pytest.mark.parametrize("shape,size", [((3, 8, 16, 16), (8, 8)), ((3, 8, 16, 12), (4, 3)),
+                                        ((3, 8, 7, 7), (4, 4)), ((3, 8, 6, 6), (6, 6))])
+def test_pooling_to_a_size_equals_the_adaptive_pool_in_value_and_gradient(shape, size):
+    # Prepare: random maps, a few exact ties so the gradient's routing is tested too
+    torch.manual_seed(0)
+    maps = torch.randn(*shape).round(decimals=1).requires_grad_()
+    reference = maps.detach().clone().requires_grad_()
+    weights = torch.randn(shape[0], shape[1], *size)
+    # Execute: integer ratios take the plain max pool, others (7 -> 4) the adaptive one
+    pooled = pooled_to(maps, size)
+    (pooled * weights).sum().backward()
+    expected = torch.nn.functional.adaptive_max_pool2d(reference, size)
+    (expected * weights).sum().backward()
+    # Assert: the same values, and the gradient reaches the same positions
+    assert torch.equal(pooled, expected)
+    assert torch.equal(maps.grad, reference.grad)
 
 
 def test_loss_is_mean_squared_distance_per_section_summed():

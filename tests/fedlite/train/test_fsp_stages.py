@@ -170,3 +170,32 @@ def test_teacher_from_a_resumable_runs_checkpoint_ignores_its_bookkeeping(tmp_pa
     # Assert: the weights are the run's, and the bookkeeping did not count as a layer
     for key, value in teacher.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), arrays[key])
+
+
+def test_stage_1s_adam_takes_the_foreach_path_and_steps_as_the_per_tensor_form():
+    from fedlite.models import build_model
+    from fedlite.train.fsp.method import stage1_optimizer
+    from fedlite.train.fsp.settings import FspConfig
+
+    # Prepare: two equal models, one under stage 1's Adam, one under torch's per-tensor Adam
+    settings = TrainSettings(epochs=1, batch_size=8, lr=1e-3, weight_decay=5e-4)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(build_model("resnet8", (1, 28, 28), 10))
+    ours = stage1_optimizer(FspConfig(optimizer="adam"))(models[0], settings)
+    reference = torch.optim.Adam(models[1].parameters(), lr=1e-3, weight_decay=5e-4,
+                                 foreach=False)
+    # Execute: three steps on the same batches
+    batches = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x = torch.randn(8, 1, 28, 28, generator=batches)
+        y = torch.randint(0, 10, (8,), generator=batches)
+        for model, optimizer in zip(models, (ours, reference), strict=True):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    # Assert
+    assert ours.param_groups[0]["foreach"] is True
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
