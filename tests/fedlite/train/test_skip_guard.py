@@ -12,6 +12,19 @@ from torch import nn
 from fedlite.train.skip import DroppedShareGuard, SkipControl, SkipGate
 
 
+def test_compensation_gives_the_kept_samples_the_periods_whole_mass_and_resets_with_it():
+    # Prepare: a period of mass 11.06 of which 0.76 was skipped
+    guard = DroppedShareGuard(0.1)
+    assert guard.compensation() == 1.0  # nothing dropped yet: exactly 1
+    guard.record(np.array([10.0, 0.3, 0.5, 0.05, 0.2, 0.01]),
+                 np.array([False, False, True, True, True, True]))
+    # Assert: kept mass 10.3 times the factor is the period's 11.06; at most 1 / (1 - bound)
+    assert 10.3 * guard.compensation() == pytest.approx(11.06)
+    assert guard.compensation() <= 1 / (1 - 0.1)
+    guard.reset()
+    assert guard.compensation() == 1.0
+
+
 def test_guard_skips_the_smallest_gradients_first_within_the_budget():
     # Prepare: a period that has seen mass 10 with nothing dropped; bound 0.1
     guard = DroppedShareGuard(0.1)
