@@ -70,12 +70,12 @@ REFILL_SIZE = 16
 # (docs/experiments/skip.md)
 COMPENSATE = True
 HELDOUT_SEEDS = (11, 12, 13)  # never used to choose a setting
+UNCOMPENSATED = {"skip.enabled": True, "skip.error-bound": ERROR_BOUND,
+                 "skip.refill-size": REFILL_SIZE}
 ARMS: dict[str, dict[str, Any]] = {
     "plain": {},
-    "skip": {"skip.enabled": True, "skip.error-bound": ERROR_BOUND,
-             "skip.refill-size": REFILL_SIZE, "skip.compensate": COMPENSATE},
-    "skip-uncompensated": {"skip.enabled": True, "skip.error-bound": ERROR_BOUND,
-                           "skip.refill-size": REFILL_SIZE},
+    "skip": {**UNCOMPENSATED, "skip.compensate": COMPENSATE},
+    "skip-uncompensated": UNCOMPENSATED,
     "skip-full-refill": {"skip.enabled": True, "skip.error-bound": ERROR_BOUND},
     "skip-shrink": {"skip.enabled": True, "skip.error-bound": ERROR_BOUND,
                     "skip.batching": "shrink"},

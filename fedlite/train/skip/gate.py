@@ -108,10 +108,10 @@ class SkipGate:
             else:  # gathered before any autograd forward
                 kept = (x[keep.to(x.device)], y[keep.to(y.device)], index[keep])
             for xb, yb, ib, scale in form.push(*kept, len(y)):
-                self._pending, self.step_scale = (ib, False), scale * self._compensation()
+                self._hand_over(ib, scale)
                 yield xb, yb
         for xb, yb, ib, scale in form.flush():
-            self._pending, self.step_scale = (ib, False), scale * self._compensation()
+            self._hand_over(ib, scale)
             yield xb, yb
         if memory is not None:
             memory.save()
@@ -147,8 +147,12 @@ class SkipGate:
         self.grad_dropped += float(np.nansum(grad_norm[~keep], dtype=np.float64))
         self.grad_above += float(np.nansum(grad_norm[above], dtype=np.float64))
 
-    def _compensation(self) -> float:
-        return self.guard.compensation() if self.control.compensate else 1.0
+    def _hand_over(self, index: Tensor, scale: float) -> None:
+        """The loop trains on these kept rows next: whose they are, and the step's gradient
+        scale (the batch form's, times the guard's compensation with ``compensate``)."""
+        if self.control.compensate:
+            scale *= self.guard.compensation()
+        self._pending, self.step_scale = (index, False), scale
 
     @property
     def in_force(self) -> float:

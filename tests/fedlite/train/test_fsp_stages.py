@@ -12,9 +12,11 @@ import torch
 from fedlite.config import ConfigError, RunConfig
 from fedlite.arrays import state_arrays
 from fedlite.federation import data_for, initial_model, local_round, run_setup
+from fedlite.models import build_model
 from fedlite.train import TrainSettings
 from fedlite.train.fsp import FspTerm, load_teacher
 from fedlite.train.fsp.method import Fsp, round_lr, stage1_optimizer
+from fedlite.train.fsp.settings import FspConfig
 
 BASE = {"dataset": "digits", "num-clients": 2, "partitioner": "iid", "model": "resnet8",
         "num-rounds": 3, "client-train-size": 120}
@@ -173,10 +175,6 @@ def test_teacher_from_a_resumable_runs_checkpoint_ignores_its_bookkeeping(tmp_pa
 
 
 def test_stage_1s_adam_takes_the_foreach_path_and_steps_as_the_per_tensor_form():
-    from fedlite.models import build_model
-    from fedlite.train.fsp.method import stage1_optimizer
-    from fedlite.train.fsp.settings import FspConfig
-
     # Prepare: two equal models, one under stage 1's Adam, one under torch's per-tensor Adam
     settings = TrainSettings(epochs=1, batch_size=8, lr=1e-3, weight_decay=5e-4)
     models = []

@@ -4,6 +4,7 @@ torch's kernels were chosen for (two CPUs can train the same seed to different c
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import torch
 
@@ -15,7 +16,7 @@ def test_provenance_names_the_commit_and_the_cpu_the_kernels_were_chosen_for():
     record = provenance(["fedlite", "bench", "skip"], "2026-12-07T08:00:00+0000")
     # Assert
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+                          cwd=Path(__file__).resolve().parents[3], check=True).stdout.strip()
     assert record["command"] == "fedlite bench skip"
     assert record["commit"] == head
     machine = record["machine"]
