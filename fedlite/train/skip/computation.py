@@ -38,19 +38,36 @@ def selection_logits(model: nn.Module, x: Tensor) -> Tensor:
 
 class SelectionForward:
     """``selection_logits`` for one model, called per mini-batch: which modules need guarding
-    is found once (scanning the modules each batch cost 11 % of the small CNN's forward)."""
+    is found once (scanning the modules each batch cost 11 % of the small CNN's forward).
 
-    def __init__(self, model: nn.Module) -> None:
+    With ``compiled_rows``, batches of exactly that many rows (the full mini-batches) run
+    through ``torch.compile`` with static shapes; any other size (an epoch's last, shorter
+    batch) runs eagerly, so client sizes never trigger a recompile. The compiled code is cached
+    per process: a new model of the same architecture reuses it, and weight updates need none.
+    """
+
+    def __init__(self, model: nn.Module, compiled_rows: int | None = None) -> None:
         self.model = model
         self.norms = [m for m in model.modules()
                       if isinstance(m, _BatchNorm) and m.track_running_stats]
         self.dropouts = [m for m in model.modules()
                          if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
+        self.compiled_rows = compiled_rows
+        self.compiled = None if compiled_rows is None else torch.compile(model, dynamic=False)
 
     def __call__(self, x: Tensor) -> Tensor:
         with torch.inference_mode(), _restored_running_stats(self.norms), \
                 _forked_rng_if_dropout(self.dropouts, x):
-            return self.model(x)
+            if self.compiled is None or len(x) != self.compiled_rows:
+                return self.model(x)
+            try:
+                return self.compiled(x)
+            except Exception as error:  # inductor's CPU kernels need a C++ compiler, e.g.
+                raise RuntimeError(
+                    "skip.compile-selection = true, but torch.compile could not compile the "
+                    f"selection forward of {type(self.model).__name__} ({error!r}); set "
+                    "skip.compile-selection = false (eager selection, the same decisions) or "
+                    "install what torch.compile needs (a C++ compiler on the CPU)") from error
 
 
 @contextmanager

@@ -64,6 +64,7 @@ class SkipGate:
         self.memory: ConfidenceMemory | None = None  # only when selecting on stale confidences
         self._pending: tuple[Tensor, bool] | None = None  # the batch the loop trains on now
         self.step_scale = 1.0  # that batch's gradient scale (``batching.ShrinkNormalization``)
+        self._select: SelectionForward | None = None
 
     # -- BatchGate ----------------------------------------------------------------------------
     def filter(self, model: nn.Module, batches: Iterable[Batch], order: Tensor) -> Iterator[Batch]:
@@ -73,7 +74,7 @@ class SkipGate:
         fresh = memory is None or memory.fresh
         form = batch_form(self.control.batching, self.control.batch_size,
                           self.control.refill_rows)
-        select = SelectionForward(model)
+        select = self._selection_forward(model)
         start = 0
         for x, y in batches:
             index = order[start:start + len(y)]
@@ -115,6 +116,13 @@ class SkipGate:
             yield xb, yb
         if memory is not None:
             memory.save()
+
+    def _selection_forward(self, model: nn.Module) -> SelectionForward:
+        """One per round (wrapping a model in ``torch.compile`` again each epoch costs ms)."""
+        if self._select is None or self._select.model is not model:
+            self._select = SelectionForward(model, self.control.batch_size
+                                            if self.control.compile_selection else None)
+        return self._select
 
     def observe(self, y: Tensor, logits: Tensor) -> None:
         """Confidences from the training forward: counted when no selection forward ran, and

@@ -71,6 +71,25 @@ def test_selection_forward_built_once_follows_the_models_mode_at_each_call():
     torch.testing.assert_close(select(x), model(x))
 
 
+def test_compiled_selection_runs_full_batches_only_and_gives_the_eager_logits():
+    # Prepare: the compiled module replaced by a recorder around it
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 3 * 3, 5)).train()
+    select = SelectionForward(model, compiled_rows=8)
+    compiled, calls = select.compiled, []
+    select.compiled = lambda x: calls.append(len(x)) or compiled(x)
+    full, short = torch.randn(8, 1, 8, 8), torch.randn(3, 1, 8, 8)
+    # Execute
+    logits_full, logits_short = select(full), select(short)
+    # Assert: only the full batch went through torch.compile, both match the eager forward
+    assert calls == [8]
+    with torch.inference_mode():
+        torch.testing.assert_close(logits_full, model(full), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(logits_short, model(short), rtol=0, atol=0)
+    assert not logits_full.requires_grad
+
+
 def test_queue_yields_full_batches_in_arrival_order_and_flushes_the_rest():
     # Prepare
     queue = KeptQueue(batch_size=4)

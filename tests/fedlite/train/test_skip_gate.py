@@ -250,3 +250,22 @@ def test_in_a_fresh_epoch_the_audit_is_the_guards_own_figure(digits):
     metrics = gate.metrics()
     assert metrics["skip-dropped-gradient-fresh"] == pytest.approx(
         metrics["skip-dropped-gradient"], rel=1e-6)
+
+
+def test_a_compiled_selection_forward_makes_the_same_decisions_and_weights(digits):
+    # Prepare: a trained-ish model that skips a good share, twice
+    base, _ = _train(digits, settings=TrainSettings(epochs=3, batch_size=32, lr=0.05))
+    runs = {}
+    for compiled in (False, True):
+        model = _model()
+        model.load_state_dict(base.state_dict())
+        gate = SkipGate(SkipControl(error_bound=0.2, compile_selection=compiled),
+                        {"skip/threshold": np.array([0.8])})
+        # Execute: 600 rows, so each epoch ends on a batch of 24 (the eager path)
+        _, result = _train(digits, gate, model=model)
+        runs[compiled] = (model, result)
+    # Assert: the compiled forward's logits choose the same samples, so the same weights
+    (eager, eager_result), (compiled, compiled_result) = runs[False], runs[True]
+    assert compiled_result.samples_backprop == eager_result.samples_backprop < 1000
+    for key, value in eager.state_dict().items():
+        torch.testing.assert_close(compiled.state_dict()[key], value, rtol=1e-6, atol=1e-7)
