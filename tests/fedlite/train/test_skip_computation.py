@@ -3,6 +3,7 @@ side effects, and the queue that re-batches kept samples."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -88,6 +89,20 @@ def test_compiled_selection_runs_full_batches_only_and_gives_the_eager_logits():
         torch.testing.assert_close(logits_full, model(full), rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(logits_short, model(short), rtol=0, atol=0)
     assert not logits_full.requires_grad
+
+
+def test_a_selection_forward_that_cannot_compile_names_the_key_and_the_fix(monkeypatch):
+    # Prepare: torch.compile as it fails where inductor finds no C++ compiler
+    def no_compiler(model, **_kwargs):
+        def fail(x):
+            raise OSError("no C++ compiler found")
+        return fail
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    select = SelectionForward(nn.Linear(4, 3), compiled_rows=8)
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match="skip.compile-selection = false"):
+        select(torch.randn(8, 4))
+    assert select(torch.randn(5, 4)).shape == (5, 3)  # shorter batches never needed it
 
 
 def test_queue_yields_full_batches_in_arrival_order_and_flushes_the_rest():
