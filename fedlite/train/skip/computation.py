@@ -64,8 +64,8 @@ class SelectionForward:
                 return self.compiled(x)
             except Exception as error:  # inductor's CPU kernels need a C++ compiler, e.g.
                 raise RuntimeError(
-                    "skip.compile-selection = true, but torch.compile could not compile the "
-                    f"selection forward of {type(self.model).__name__} ({error!r}); set "
+                    "skip.compile-selection = true, but torch.compile could not compile or "
+                    f"run the selection forward of {type(self.model).__name__} ({error!r}); set "
                     "skip.compile-selection = false (eager selection, the same decisions) or "
                     "install what torch.compile needs (a C++ compiler on the CPU)") from error
 

@@ -10,10 +10,12 @@ step's gradient is scaled by 1 / (1 - the period's measured dropped share so far
 goes below ``min_threshold`` (0.5: a sample the model may misclassify is always
 backpropagated). While tau >= 1 nothing can be skipped, so the confidences come from the
 training forward instead of a selection forward; with ``selection_every > 1`` most epochs
-reuse remembered confidences (``memory``). In the run's first ``warmup_rounds`` rounds nothing
-is skipped either, while the histogram accumulates. A batch where every sample is skipped
-yields nothing (no step) and is counted. At the end of each period (an epoch or the round) tau
-is re-chosen from the histogram (linear interpolation + threshold decision).
+reuse remembered confidences (``memory``); with ``compile_selection`` the selection forward of
+full mini-batches runs through ``torch.compile`` (the same logits, cheaper on the CPU). In the
+run's first ``warmup_rounds`` rounds nothing is skipped either, while the histogram
+accumulates. A batch where every sample is skipped yields nothing (no step) and is counted.
+At the end of each period (an epoch or the round) tau is re-chosen from the histogram (linear
+interpolation + threshold decision).
 
 Per-client state, kept across rounds under ``skip/`` keys: the threshold in force, and the
 histogram and |gradient| sums of the last completed period (small: 2 x bins floats); with

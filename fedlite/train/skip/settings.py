@@ -54,8 +54,9 @@ class SkipConfig:
     compensate: bool = setting(False, "scale each step's gradient by 1 / (1 - the period's "
                                       "measured dropped share)")
     # the selection forward is inference only: on the CPU torch.compile makes the small CNN's
-    # 2.1x cheaper (the same logits, bit for bit) while a compiled training step is 2.4x dearer,
-    # so only the selection is compiled; it costs a compile (seconds) once per process
+    # about a fifth cheaper in the federation (the same logits, bit for bit) while a compiled
+    # training step is 2.4x dearer, so only the selection is compiled; it costs a compile
+    # (seconds) once per process
     compile_selection: bool = setting(False, "run the selection forward through torch.compile "
                                              "(full mini-batches; the epoch's last, shorter one "
                                              "runs eagerly)")
