@@ -72,8 +72,8 @@ REFILL_SIZE = 16
 # (docs/experiments/skip.md)
 COMPENSATE = True
 # every skipping arm: the selection forward through torch.compile, which on the CPU makes it
-# about a quarter cheaper with the same logits (the arms' weights are bit for bit those of
-# eager selection), while compiling plain training's step would make it 2.4x dearer
+# about a fifth cheaper in the federation with the same logits (the arms' weights are bit for
+# bit those of eager selection), while compiling plain training's step would make it 2.4x dearer
 # (docs/experiments/skip.md); not a tuned setting, so not chosen on seeds
 COMPILE_SELECTION = True
 HELDOUT_SEEDS = (11, 12, 13)  # never used to choose a setting
