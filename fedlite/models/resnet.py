@@ -74,8 +74,11 @@ class ResNet(nn.Module):
             first = out
             out = section(out)
             pairs.append((first, out))
-        logits = self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
-        return logits, pairs
+        return self.head(out), pairs
+
+    def head(self, out: torch.Tensor) -> torch.Tensor:
+        """The logits from the last section's output map (global average pool, then fc)."""
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
     def forward(self, x):
         return self.forward_sections(x)[0]

@@ -70,7 +70,8 @@ class Fsp(Method):
         teacher = load_teacher(s.teacher, s.teacher_model, tuple(rnd.x.shape[1:]),
                                num_classes(rnd.model), rnd.device)
         cache = teacher_matrices(teacher, rnd.client_id, rnd.x) if s.cache_teacher else None
-        term = FspTerm(rnd.model, teacher, form=s.loss, cache=cache)
+        term = FspTerm(rnd.model, teacher, form=s.loss, cache=cache,
+                       probe_head=s.probe_head)
         rnd.loss_terms.append(term)
         rnd.task_loss = False
         rnd.callbacks.append(term)

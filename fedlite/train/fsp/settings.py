@@ -29,6 +29,10 @@ class FspConfig:
                                     "fsp.lr=0.001)")
     loss: str = setting("mean", "FSP loss per section: mean (squared distance / entries, "
                                 "sections weigh equally) or sum (the patent's, equal lambda = 1)")
+    # stage 2 then starts from a fitted classifier, not a random one (docs/experiments/fsp.md)
+    probe_head: bool = setting(False, "stage 1 also fits the classifier by cross-entropy on the "
+                                      "body's detached features (the body learns the FSP loss "
+                                      "alone)")
     # the teacher is frozen: its matrices of a sample never change (fedlite/train/fsp/cache.py)
     cache_teacher: bool = setting(True, "compute each sample's teacher FSP matrices once per "
                                         "worker and reuse them in every stage-1 epoch and round")
