@@ -29,13 +29,13 @@ class FspConfig:
                                     "fsp.lr=0.001)")
     loss: str = setting("mean", "FSP loss per section: mean (squared distance / entries, "
                                 "sections weigh equally) or sum (the patent's, equal lambda = 1)")
+    # the teacher is frozen: its matrices of a sample never change (fedlite/train/fsp/cache.py)
+    cache_teacher: bool = setting(True, "compute each sample's teacher FSP matrices once per "
+                                        "worker and reuse them in every stage-1 epoch and round")
     # stage 2 then starts from a fitted classifier, not a random one (docs/experiments/fsp.md)
     probe_head: bool = setting(False, "stage 1 also fits the classifier by cross-entropy on the "
                                       "body's detached features (the body learns the FSP loss "
                                       "alone)")
-    # the teacher is frozen: its matrices of a sample never change (fedlite/train/fsp/cache.py)
-    cache_teacher: bool = setting(True, "compute each sample's teacher FSP matrices once per "
-                                        "worker and reuse them in every stage-1 epoch and round")
 
     def __post_init__(self) -> None:
         require(self.stage1_rounds >= 1, "fsp.stage1-rounds",
