@@ -176,14 +176,14 @@ def run(quick: bool) -> dict[str, Any]:
         teacher |= {"accuracy": teacher["final-accuracy"], "rounds": rounds["full"],
                     "client_seconds": client_seconds(teacher_runs)}
         per_seed.append(arms(seeded, work, teacher) | {"teacher_runs": teacher_runs})
-    main = per_seed[0]
+    main, fsp = per_seed[0], cfg.section("fsp")
     result = {
         "dataset": cfg.dataset, "clients": cfg.num_clients, "partitioner": cfg.partitioner,
         "dirichlet_alpha": cfg.dirichlet_alpha, "client_train_size": cfg.client_train_size,
         "local_epochs": cfg.local_epochs, "lr_schedule": cfg.lr_schedule,
         "teacher_model": TEACHER_MODEL, "target_model": TARGET_MODEL, "rounds": rounds,
-        "fsp_lr": cfg.section("fsp").lr, "fsp_optimizer": cfg.section("fsp").optimizer,
-        "fsp_loss": cfg.section("fsp").loss, "fsp_probe_head": cfg.section("fsp").probe_head,
+        "fsp_lr": fsp.lr, "fsp_optimizer": fsp.optimizer, "fsp_loss": fsp.loss,
+        "fsp_probe_head": fsp.probe_head,
         **{key: value for key, value in main.items() if key not in ("runs", "teacher_runs")},
         "goal": GOAL, "goals_met": goals_met(main),
         "held_out": [{key: value for key, value in seed.items()
