@@ -48,7 +48,7 @@ class LrSchedule:
             return rate
         return rate * schedule_factor(self.shape, server_round, self.rounds)
 
-    def restarted(self, rounds: int, **changes: float) -> LrSchedule:
+    def restarted(self, rounds: int, **changes: float | str) -> LrSchedule:
         """The same shape over a new stretch of ``rounds`` rounds (its round 1 is the first
-        round of the stretch), e.g. with another ``lr`` or ``decay``."""
+        round of the stretch), e.g. with another ``lr``, ``decay`` or ``shape``."""
         return dataclasses.replace(self, rounds=rounds, **changes)

@@ -91,13 +91,14 @@ class Fsp(Method):
 
 
 def round_lr(s: FspConfig, rates: LrSchedule, server_round: int) -> float:
-    """Stage 1 runs the run's schedule shape at ``fsp.lr`` over its own rounds (without
-    ``lr-decay``: constant stays ``fsp.lr``, as the paper's stage 1 steps 1e-3 -> 1e-5 on its
-    own); stage 2 restarts the run's schedule over the remaining rounds. With FSP off this is
-    exactly ``rates(round)``."""
+    """Stage 1 runs ``fsp.lr-schedule`` (by default the run's schedule shape) at ``fsp.lr``
+    over its own rounds (without ``lr-decay``: constant stays ``fsp.lr``, as the paper's stage 1
+    steps 1e-3 -> 1e-5 on its own); stage 2 restarts the run's schedule over the remaining
+    rounds. With FSP off this is exactly ``rates(round)``."""
     stage = s.stage(server_round)
     if stage == 1:
-        return rates.restarted(s.stage1_rounds, lr=s.lr, decay=1.0)(server_round)
+        shape = s.lr_schedule or rates.shape
+        return rates.restarted(s.stage1_rounds, lr=s.lr, decay=1.0, shape=shape)(server_round)
     if stage == 2:
         return rates.restarted(rates.rounds - s.stage1_rounds)(server_round - s.stage1_rounds)
     return rates(server_round)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fedlite.errors import require
 from fedlite.fields import setting
+from fedlite.schedule import SCHEDULES
 
 STAGE1_OPTIMIZERS = ("sgd", "adam")
 LOSS_FORMS = ("mean", "sum")  # fedlite.train.fsp.matrix.fsp_loss (this module stays torch-free)
@@ -23,6 +24,10 @@ class FspConfig:
     teacher_model: str = setting("resnet8", "the teacher's architecture, e.g. resnet8")
     stage1_rounds: int = setting(2, "rounds of stage 1 (FSP loss only) before cross-entropy")
     lr: float = setting(0.01, "stage-1 learning rate")
+    # a stage 1 of two or three rounds under `step` spends its last round at a tenth of fsp.lr
+    # (docs/experiments/fsp.md)
+    lr_schedule: str = setting("", "stage 1's schedule over its own rounds: '' = the run's "
+                                    "lr-schedule, or constant, step, cosine")
     # SGD leaves the FSP loss of a 20-layer GroupNorm student high, Adam brings it down
     # (docs/experiments/fsp.md)
     optimizer: str = setting("sgd", "stage-1 optimizer: sgd (the run's momentum) or adam (e.g. "
@@ -42,6 +47,9 @@ class FspConfig:
                 "must be >= 1 (a zero-length stage 1 transfers nothing; set fsp.teacher=\"\" "
                 f"instead), got {self.stage1_rounds}")
         require(self.lr > 0, "fsp.lr", f"must be > 0, got {self.lr}")
+        require(not self.lr_schedule or self.lr_schedule in SCHEDULES, "fsp.lr-schedule",
+                f"choose '' (the run's lr-schedule) or one of {', '.join(SCHEDULES)}, "
+                f"got {self.lr_schedule!r}")
         require(self.optimizer in STAGE1_OPTIMIZERS, "fsp.optimizer",
                 f"choose one of {', '.join(STAGE1_OPTIMIZERS)}, got {self.optimizer!r}")
         require(self.loss in LOSS_FORMS, "fsp.loss",

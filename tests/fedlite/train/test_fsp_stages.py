@@ -65,6 +65,12 @@ def test_stage_1_runs_the_schedule_at_fsp_lr_and_stage_2_restarts_it():
     # constant: fsp.lr, then lr-decay restarted
     constant = step.with_keys({"lr-schedule": "constant", "lr-decay": 0.5})
     assert [lr_of(constant, r) for r in (1, 2, 3, 4)] == [0.001, 0.001, 0.1, 0.05]
+    # fsp.lr-schedule gives stage 1 its own shape; stage 2 keeps the run's
+    own = step.with_keys({"fsp.stage1-rounds": 3, "fsp.lr-schedule": "constant"})
+    assert [lr_of(own, r) for r in range(1, 11)] == pytest.approx(
+        [0.001] * 3 + [0.1] * 4 + [0.01] * 2 + [0.001])
+    assert [lr_of(step.with_keys({"fsp.stage1-rounds": 3}), r) for r in (1, 2, 3)] == \
+        pytest.approx([0.001, 0.001, 0.0001])
     # FSP off: the run's own schedule over all its rounds
     off = step.with_keys({"fsp.teacher": ""})
     assert [lr_of(off, r) for r in range(1, 11)] == [off.lr_at(r) for r in range(1, 11)]
@@ -136,6 +142,11 @@ def test_stage_1_optimizer_is_the_loops_sgd_or_adam():
     assert optimizer.param_groups[0]["lr"] == 1e-3
     with pytest.raises(ConfigError, match="`fsp.optimizer`"):
         RunConfig.from_mapping({"fsp.optimizer": "rmsprop"})
+
+
+def test_unknown_stage_1_schedule_names_the_key_and_the_choices():
+    with pytest.raises(ConfigError, match="`fsp.lr-schedule`.*constant, step, cosine.*'linear'"):
+        RunConfig.from_mapping({"fsp.teacher": "t", "fsp.lr-schedule": "linear"})
 
 
 def test_zero_length_stages_are_rejected(tmp_path):
