@@ -34,8 +34,8 @@ COMPRESSED_ROUNDS = FULL_ROUNDS // 3  # R/3: arms (b), (c), (d), per network
 # thirds of stage 1's cost (docs/experiments/fsp.md)
 STAGE1_ROUNDS = 2
 # the chain's client-second budget as a share of (a)'s; None: no time budget, the accuracies
-# alone decide. Each network's stage 1 + R/3 rounds make resnet8 -> 14 -> 20 cost 0.87-0.94
-# of (a)'s at R = 18 (docs/benchmarks/fsp.json).
+# alone decide. Each network's stage 1 + R/3 rounds make resnet8 -> 14 -> 20 cost 0.75-0.80
+# of (a)'s at R = 18 with two stage-1 rounds (docs/benchmarks/fsp.json).
 CHAIN_BUDGET: float | None = 1.0
 HELD_OUT_SEEDS = (1, 2)
 PNG = Path("docs/benchmarks/fsp.png")
