@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fedlite.records import load_checkpoint
+from fedlite.records import CHECKPOINT, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -69,6 +69,20 @@ def wait_for_round(results: Path, server_round: int, process: subprocess.Popen,
                 return partial
         time.sleep(0.05)
     raise TimeoutError(f"round {server_round} was not recorded within {timeout}s")
+
+
+def wait_for_checkpoint(partial: Path, server_round: int, process: subprocess.Popen,
+                        timeout: float = 300) -> None:
+    """Until ``partial``'s checkpoint holds ``server_round``: a round's line in rounds.jsonl is
+    written before its checkpoint, so a kill between the two leaves the round before."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be stopped"
+        # the checkpoint is replaced atomically, so a read sees a whole one
+        if (partial / CHECKPOINT).is_file() and load_checkpoint(partial)[0] >= server_round:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"round {server_round} was not checkpointed within {timeout}s")
 
 
 def kill_all(pids: set[int]) -> None:
@@ -129,6 +143,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_arrays(tmp_path,
     victim = fedlite(f"num-rounds={rounds}", f"results-dir={results}", out=tmp_path / "b.txt")
     try:
         partial = wait_for_round(results, 2, victim)
+        wait_for_checkpoint(partial, 2, victim)
         ray = descendants(victim.pid)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
