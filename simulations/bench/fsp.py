@@ -184,7 +184,7 @@ def run(quick: bool) -> dict[str, Any]:
         "dirichlet_alpha": cfg.dirichlet_alpha, "client_train_size": cfg.client_train_size,
         "local_epochs": cfg.local_epochs, "lr_schedule": cfg.lr_schedule,
         "teacher_model": TEACHER_MODEL, "target_model": TARGET_MODEL, "rounds": rounds,
-        "fsp_lr": fsp.lr, "fsp_lr_schedule": fsp.lr_schedule or cfg.lr_schedule,
+        "fsp_lr": fsp.lr, "fsp_lr_schedule": fsp.stage1_schedule(cfg.lr_schedule),
         "fsp_optimizer": fsp.optimizer, "fsp_loss": fsp.loss,
         "fsp_probe_head": fsp.probe_head,
         **{key: value for key, value in main.items() if key not in ("runs", "teacher_runs")},

@@ -58,29 +58,16 @@ def alive(pids: set[int]) -> set[int]:
 
 def wait_for_round(results: Path, server_round: int, process: subprocess.Popen,
                    timeout: float = 300) -> Path:
-    """The run's .partial directory once it has recorded ``server_round``."""
+    """The run's .partial directory once it has checkpointed ``server_round``. The checkpoint,
+    not rounds.jsonl, says what a resume continues from: a round's line is written before its
+    checkpoint, so a kill between the two leaves the round before."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the run ended before it could be stopped"
         for partial in results.glob("*.partial"):
-            rounds = partial / "rounds.jsonl"
-            if rounds.is_file() and any(json.loads(line)["round"] >= server_round
-                                        for line in rounds.read_text().splitlines()):
+            # the checkpoint is replaced atomically, so a read sees a whole one
+            if (partial / CHECKPOINT).is_file() and load_checkpoint(partial)[0] >= server_round:
                 return partial
-        time.sleep(0.05)
-    raise TimeoutError(f"round {server_round} was not recorded within {timeout}s")
-
-
-def wait_for_checkpoint(partial: Path, server_round: int, process: subprocess.Popen,
-                        timeout: float = 300) -> None:
-    """Until ``partial``'s checkpoint holds ``server_round``: a round's line in rounds.jsonl is
-    written before its checkpoint, so a kill between the two leaves the round before."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be stopped"
-        # the checkpoint is replaced atomically, so a read sees a whole one
-        if (partial / CHECKPOINT).is_file() and load_checkpoint(partial)[0] >= server_round:
-            return
         time.sleep(0.05)
     raise TimeoutError(f"round {server_round} was not checkpointed within {timeout}s")
 
@@ -143,7 +130,6 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_arrays(tmp_path,
     victim = fedlite(f"num-rounds={rounds}", f"results-dir={results}", out=tmp_path / "b.txt")
     try:
         partial = wait_for_round(results, 2, victim)
-        wait_for_checkpoint(partial, 2, victim)
         ray = descendants(victim.pid)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)

@@ -97,8 +97,8 @@ def round_lr(s: FspConfig, rates: LrSchedule, server_round: int) -> float:
     rounds. With FSP off this is exactly ``rates(round)``."""
     stage = s.stage(server_round)
     if stage == 1:
-        shape = s.lr_schedule or rates.shape
-        return rates.restarted(s.stage1_rounds, lr=s.lr, decay=1.0, shape=shape)(server_round)
+        return rates.restarted(s.stage1_rounds, lr=s.lr, decay=1.0,
+                               shape=s.stage1_schedule(rates.shape))(server_round)
     if stage == 2:
         return rates.restarted(rates.rounds - s.stage1_rounds)(server_round - s.stage1_rounds)
     return rates(server_round)

@@ -55,6 +55,10 @@ class FspConfig:
         require(self.loss in LOSS_FORMS, "fsp.loss",
                 f"choose one of {', '.join(LOSS_FORMS)}, got {self.loss!r}")
 
+    def stage1_schedule(self, run_schedule: str) -> str:
+        """Stage 1's schedule shape: ``lr-schedule`` (the run's) unless this section names one."""
+        return self.lr_schedule or run_schedule
+
     @property
     def enabled(self) -> bool:
         return bool(self.teacher)
