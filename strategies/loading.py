@@ -20,11 +20,21 @@ import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy import FedXgbBagging, Strategy
 
 from fedlite.importing import import_object
 
 SPEC_KEYS = {"strategy", "strategy-kwargs"}
+
+# Strategies that aggregate another kind of model than the torch arrays fedlite's clients send.
+# Flower's FedXgbBagging merges XGBoost boosters, one serialized booster per reply, and would
+# stop the run at the first aggregation; its cyclic sibling (FedXgbCyclic) only passes one
+# client's model on, which works for any model.
+OTHER_MODEL_KINDS = {
+    FedXgbBagging: "it merges XGBoost trees (one serialized booster per reply), while fedlite's "
+                   "clients send a torch model's arrays; use FedAvg or any other Flower "
+                   "strategy, or FedXgbCyclic for one client per round",
+}
 
 
 def strategy_class(path: str) -> type[Strategy]:
@@ -33,6 +43,9 @@ def strategy_class(path: str) -> type[Strategy]:
     if not (inspect.isclass(cls) and issubclass(cls, Strategy)):
         raise ValueError(f"strategy {path!r} is {cls!r}, not a subclass of "
                          "flwr.serverapp.strategy.Strategy")
+    for other, why in OTHER_MODEL_KINDS.items():
+        if issubclass(cls, other):
+            raise ValueError(f"strategy {path!r} cannot train fedlite's models: {why}")
     return cls
 
 

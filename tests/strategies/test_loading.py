@@ -113,6 +113,19 @@ def test_not_a_strategy(path, user_file):
         accepted_arguments(path)  # the ServerApp asks this first
 
 
+def test_a_strategy_for_another_model_kind_is_refused_before_any_worker_starts(tmp_path):
+    # FedXgbBagging (or a subclass) merges XGBoost boosters and fails at the first aggregation
+    # of a torch model's arrays: refused when the strategy is built, naming the alternatives.
+    path = tmp_path / "bagging.py"
+    path.write_text("from flwr.serverapp.strategy import FedXgbBagging\n"
+                    "class MyBagging(FedXgbBagging):\n    pass\n")
+    for spec in ("flwr.serverapp.strategy:FedXgbBagging", f"{path}:MyBagging"):
+        with pytest.raises(ValueError, match=r"cannot train fedlite's models: .*XGBoost.*FedAvg"):
+            load_strategy(spec, {})
+    cyclic = load_strategy("flwr.serverapp.strategy:FedXgbCyclic", {})  # passes a model on
+    assert isinstance(cyclic, FedAvg)
+
+
 @pytest.mark.parametrize("path", ["FedAvg", ":FedAvg", "flwr.serverapp.strategy:"])
 def test_not_an_import_path(path):
     with pytest.raises(ValueError, match="is not an import path.*package.module:Class"):
