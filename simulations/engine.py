@@ -71,6 +71,15 @@ class Resources:
                              f"{gpus} GPU(s) here: set it to 0 on a CPU machine, or to a "
                              "fraction such as 0.25 to share one GPU among four clients")
 
+    def check_device(self, device: str) -> None:
+        """Raise where clients must train on cuda but their actors ask Ray for no GPU: Ray
+        hides every GPU from such an actor, so each client would fail in round 1."""
+        if device == "cuda" and self.num_gpus == 0:
+            raise ValueError("device=cuda but client-resources-num-gpus=0, and Ray hides the "
+                             "GPUs from a client actor that asks for none: give each client a "
+                             "GPU share (e.g. client-resources-num-gpus=0.25), or set "
+                             "device=auto")
+
 
 def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: bool = False,
              on_round: Callable[[dict[str, Any]], None] | None = None,
@@ -98,6 +107,7 @@ def simulate(cfg: RunConfig, resources: Resources = Resources(), *, verbose: boo
     else:
         cpus, gpus = os.cpu_count(), torch.cuda.device_count()
     resources.check_fits(cpus, gpus)
+    resources.check_device(cfg.device)
     if not cfg.simulation_nodes:  # a few SuperNodes per Ray actor, however many clients
         cfg = cfg.replace(simulation_nodes=min(cfg.num_clients,
                                                NODES_PER_ACTOR * resources.actors(cpus, gpus)))

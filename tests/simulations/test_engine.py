@@ -25,6 +25,16 @@ def test_resources_no_actor_could_get_are_refused_before_ray_starts(resources, k
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_cuda_clients_without_a_gpu_share_are_refused_before_ray_starts(tmp_path):
+    cfg = RunConfig(dataset="digits", num_clients=2, num_rounds=1, device="cuda",
+                    results_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"device=cuda but client-resources-num-gpus=0"):
+        simulate(cfg, Resources(num_cpus=1))
+    assert not any(tmp_path.iterdir())
+    Resources(num_cpus=1, num_gpus=0.5).check_device("cuda")  # a share: the actor sees a GPU
+    Resources(num_cpus=1).check_device("auto")
+
+
 def test_resources_that_fit_pass():
     Resources(num_cpus=1, num_gpus=0.25).check_fits(cpus=2, gpus=1)
     Resources(num_cpus=2).check_fits(cpus=2, gpus=0)
