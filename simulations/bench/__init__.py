@@ -15,7 +15,8 @@ BENCHMARKS = {"overhead": "simulations.bench.overhead", "fedpara": "simulations.
               "pfedpara": "simulations.bench.pfedpara", "skip": "simulations.bench.skip",
               "robust": "simulations.bench.robust", "scale": "simulations.bench.scale",
               "fsp": "simulations.bench.fsp", "continual": "simulations.bench.continual",
-              "fedpara-lstm": "simulations.bench.fedpara_lstm"}
+              "fedpara-lstm": "simulations.bench.fedpara_lstm",
+              "skip-gpu": "simulations.bench.skip_gpu"}
 
 
 def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -> dict[str, Any]:
@@ -38,7 +39,6 @@ def run_benchmark(name: str, *, quick: bool, out: str | None, argv: list[str]) -
 
 def provenance(argv: list[str], started: str) -> dict[str, Any]:
     """The command, commit (and whether tracked files differed from it) and machine."""
-    import flwr
     import torch
 
     def git(*args: str) -> str:
@@ -58,8 +58,19 @@ def provenance(argv: list[str], started: str) -> dict[str, Any]:
                 "cpu_model": _cpu_model(),
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "cpus": os.cpu_count(), "python": platform.python_version(),
-                "torch": torch.__version__, "flwr": flwr.__version__,
+                "torch": torch.__version__, "flwr": _version("flwr"),
                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+
+
+def _version(package: str) -> str | None:
+    """An installed package's version; None where it is absent (a GPU machine running an
+    in-process benchmark may have torch alone)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _cpu_model() -> str:

@@ -43,6 +43,7 @@ add.
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -124,11 +125,12 @@ def round_record(outcome) -> dict[str, Any]:
     return record
 
 
-def interleaved(configs: Mapping[str, RunConfig], max_rounds: int | None = None
-                ) -> dict[str, list[dict[str, Any]]]:
+def interleaved(configs: Mapping[str, RunConfig], max_rounds: int | None = None,
+                deadline: float | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every arm's federation, stepped round by round in turns on one torch thread, for the
     configs' rounds. With ``max_rounds``, the arms other than ``plain`` go on after that, in
-    turns, each until its client seconds reach plain's or it has run ``max_rounds`` rounds."""
+    turns, each until its client seconds reach plain's or it has run ``max_rounds`` rounds.
+    With ``deadline`` (a ``time.monotonic()`` value), no round starts after it."""
     from fedlite.federation import SequentialFedAvg
     from fedlite.threads import torch_threads
 
@@ -137,7 +139,7 @@ def interleaved(configs: Mapping[str, RunConfig], max_rounds: int | None = None
         series: dict[str, list[dict[str, Any]]] = {arm: [] for arm in configs}
         rounds = {cfg.num_rounds for cfg in configs.values()}.pop()
         going, server_round = list(federations), 0
-        while going:
+        while going and (deadline is None or time.monotonic() < deadline):
             server_round += 1
             for arm in going if server_round % 2 else going[::-1]:
                 series[arm].append(round_record(federations[arm].step()))

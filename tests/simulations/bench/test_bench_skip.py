@@ -1,6 +1,8 @@
 """The skipping benchmark: time to a target, the speed-up, the goals, and arms stepped in turns
 that each train exactly as they would alone."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,16 @@ def test_the_audit_replays_the_timed_run_and_reports_the_fresh_dropped_share(par
     assert len(audit["dropped_share_fresh_per_round"]) == 3
     assert audit["dropped_share_fresh_max"] == max(audit["dropped_share_fresh_per_round"])
     assert audit["dropped_share_fresh_per_round"][0] == 0.0  # round 1 skips nothing
+
+
+def test_no_round_starts_after_the_deadline(partition_cache, tmp_path, monkeypatch):
+    import simulations.bench.skip as skip
+
+    base = RunConfig(num_rounds=3, num_clients=3, dataset="digits", partitioner="dirichlet",
+                     model="mlp", seed=3, device="cpu", results_dir=str(tmp_path))
+    clock = iter([0.0, 1.0, 2.5, 9.0])  # checked before each round: the third starts past 2
+    monkeypatch.setattr(skip, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    series = interleaved({"plain": base, "skip": base.with_keys({"skip.enabled": True})},
+                         max_rounds=6, deadline=2.0)
+    # every arm ran the rounds that started in time, the same count, as in a full run
+    assert [len(series["plain"]), len(series["skip"])] == [2, 2]

@@ -23,3 +23,19 @@ def test_provenance_names_the_commit_and_the_cpu_the_kernels_were_chosen_for():
     assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert isinstance(machine["cpu_model"], str) and machine["cpu_model"]
     assert machine["torch"] == torch.__version__
+
+
+def test_provenance_holds_where_flower_is_not_installed(monkeypatch):
+    # the GPU machine runs the in-process benchmarks with torch alone
+    import importlib.metadata as metadata
+
+    real = metadata.version
+
+    def version(name):
+        if name == "flwr":
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    record = provenance(["fedlite", "bench", "skip-gpu"], "2026-12-07T08:00:00+0000")
+    assert record["machine"]["flwr"] is None
