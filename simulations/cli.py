@@ -118,8 +118,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"fedlite: {start_line(cfg)}", flush=True)
     for note in scenario.notes:
         print(f"fedlite: {note}", flush=True)
-    print(f"fedlite: starting the simulation runtime (Ray) with {cfg.num_clients} clients ...",
-          flush=True)
+    # bad input stops in simulate's checks, before Ray starts: the line says both steps
+    print(f"fedlite: checking the run, then starting the simulation runtime (Ray) with "
+          f"{cfg.num_clients} clients ...", flush=True)
     records: list = []
 
     def started(run_dir, done: int) -> None:
