@@ -1,31 +1,32 @@
-"""Backprop skipping on a GPU: the ``skip`` benchmark's protocol at a size one device call holds.
+"""Backprop skipping on a GPU: the ``skip`` benchmark's protocol, sized to finish in 10 minutes.
 
 On a 2-core CPU the selection forward costs a quarter to two fifths of a training step, which
 caps what skipping can save (``docs/experiments/skip.md``). On a GPU a small network's step is
-bound by kernel launches, not arithmetic: a 16-row step costs what a 32-row one does, so
-skipping saves time only where it removes whole steps (full refills), and the selection
+likely bound by kernel launches, not arithmetic: then a 16-row step costs what a 32-row one
+does, skipping saves time mostly where it removes whole steps (full refills), and the selection
 forward's share of a step is the figure to measure there. This benchmark trains the default
 scenario (Fashion-MNIST, 20 clients, Dirichlet 0.5, 1 local epoch) with ``MODEL`` on cuda,
 plain and skipping arms interleaved round by round in one process as ``bench skip`` does
 (``skip.interleaved``, ``skip.compare``), with that benchmark's settings unchanged: the
 headline arm (compensated refills of 16) and full refills.
 
-Sized for one device call (at most 10 minutes, started machine included): on an H100 a
-resnet20 step at 32 rows took 10.3 ms (``docs/experiments/gpu.md``), so a plain round of
-48,000 samples costs about 15 s, and ``ROUNDS`` rounds of plain training with two skipping arms
-that run until they have spent plain's client seconds fit in about 8 minutes. ``DEADLINE``
+Sized for a GPU lent for a few minutes: on an H100 a resnet20 step at 32 rows took 10.3 ms
+(``docs/experiments/gpu.md``), so a plain round of 48,000 samples costs about 15 s, and
+``ROUNDS`` rounds of plain training with two skipping arms that run until they have spent
+plain's client seconds fit in about 8 minutes. ``DEADLINE``
 stops every arm (no new round starts) if the machine is slower than that, so a JSON comes back
 either way; ``stopped_by_deadline`` says whether it did. Ten rounds stop before plain training
 flattens (the CPU benchmark's plain curve still gains 0.3 point a round at round 10), so the
 speed-up here is to plain's own 10-round accuracy, and ``plain_gain_last_5_rounds`` shows how
 far from flat that is.
 
-On the device machine (torch only; flwr, ray and flwr-datasets are not needed), after
-``FEDLITE_CACHE_DIR=.gpu/cache python -m simulations.bench.skip_gpu prepare .gpu`` here has
-copied Fashion-MNIST and the run's partition into ``.gpu`` (carried along, ignored by git)::
+The GPU machine needs torch alone (not flwr, ray or flwr-datasets) once
+``FEDLITE_CACHE_DIR=.gpu/cache python -m simulations.bench.skip_gpu prepare .gpu`` has copied
+Fashion-MNIST and the run's partition into ``.gpu`` (ignored by git) and that folder has been
+copied along with the checkout::
 
     FEDLITE_DATA_DIR=.gpu FEDLITE_CACHE_DIR=.gpu/cache PYTHONPATH=. \\
-        python3 -m simulations.cli bench skip-gpu --out $OUT/skip-gpu.json
+        python3 -m simulations.cli bench skip-gpu --out skip-gpu.json
 """
 
 from __future__ import annotations
