@@ -130,8 +130,11 @@ def read_partitions(partitioner, num_clients: int, scheme: str, column: str) -> 
         return [np.sort(np.asarray(partitioner.load_partition(i)[column], dtype=np.int64))
                 for i in range(num_clients)]
     except ValueError as err:
-        raise ValueError(f"partitioner `{scheme}` failed for {num_clients} clients: {err}. "
-                         "Use fewer clients or a larger `dirichlet-alpha`") from None
+        fix = {"dirichlet": "fewer clients or a larger `dirichlet-alpha`",
+               "pathological": "fewer clients or a larger `classes-per-client`"}
+        raise ValueError(f"partitioner `{scheme}` could not split the data among {num_clients} "
+                         f"clients (flwr-datasets: {str(err).rstrip('. ')}): use "
+                         f"{fix.get(scheme, 'fewer clients')}") from None
 
 
 def split_tail(indices: np.ndarray, test_fraction: float, seed: int,

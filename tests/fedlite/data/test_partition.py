@@ -147,3 +147,15 @@ def test_federated_data_client_views(digits, partition_cache):
     assert sizes == len(digits.train_y)
     with pytest.raises(ValueError, match="partition-id 4 is outside 0..3.*num-clients"):
         fed.client(4)
+
+
+def test_a_split_flwr_datasets_cannot_make_names_the_key_that_fixes_it(digits, partition_cache):
+    # 200 clients of about 9 digits each at alpha 0.1: the Dirichlet draws never give every
+    # client its minimum share, and flwr-datasets gives up after its attempts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match=r"could not split the data among 200 clients "
+                                             r"\(flwr-datasets: .*[^.]\): use fewer clients "
+                                             r"or a larger `dirichlet-alpha`$"):
+            partition_indices(digits.train_y, 200, "dirichlet", alpha=0.1, seed=0)
+    assert not any(partition_cache.glob("*.npz"))  # nothing cached for a failed split
