@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a scenario", description=textwrap.dedent("""\
-        Run a scenario on Flower's simulation engine, one SuperNode per client. Records go to
+        Run a scenario on Flower's simulation engine (a few SuperNodes per Ray actor, each
+        hosting a share of the clients: docs/SCALE.md). Records go to
         results/<run-id>/ (config.json, rounds.jsonl, summary.json, accuracy.png, checkpoint)."""))
     run.add_argument("scenario", nargs="?", default="default",
                      help="scenario name (`fedlite list`) or path to a .toml file")

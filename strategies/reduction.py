@@ -93,7 +93,8 @@ class HostSum:
         """The host's reply content: the weighted mean and metrics, and the record."""
         content = RecordDict()
         if self.metrics:
-            total = sum(weight for weight, _ in self.metrics)
+            # all clients without samples: weight 0, which the driver leaves out of the mean
+            total = sum(weight for weight, _ in self.metrics) or 1.0
             content["arrays"] = encode_record({
                 key: (value / total).astype(self.expected[key][1])
                 for key, value in self.sums.items()})
@@ -108,7 +109,7 @@ class HostSum:
 
 
 def weighted_metrics(records: list[tuple[float, MetricRecord]]) -> MetricRecord:
-    total = sum(weight for weight, _ in records)
+    total = sum(weight for weight, _ in records) or 1.0  # every client without samples
     out: dict[str, float | int | list[float]] = {}
     keys = dict.fromkeys(key for _, record in records for key in record)
     for key in keys:

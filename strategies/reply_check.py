@@ -52,8 +52,10 @@ def problem(msg: Message, expected: Spec, max_examples: float,
     if len(weights) != 1:
         return f"{len(weights)} '{weight_key}' values, expected one"
     weight = weights[0]
-    if isinstance(weight, list) or not math.isfinite(weight) or weight <= 0:
-        return f"'{weight_key}' = {weight!r} is not a positive number"
+    # 0 is a client that held nothing to train on (a continual client without a sample of the
+    # task): a well-formed reply that the aggregation leaves out (``contributing``)
+    if isinstance(weight, list) or not math.isfinite(weight) or weight < 0:
+        return f"'{weight_key}' = {weight!r} is not a number of samples (0 or more)"
     if weight > max_examples:
         return f"'{weight_key}' = {weight:g} is more than the {max_examples:g} samples there are"
     return None

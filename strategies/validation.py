@@ -38,6 +38,35 @@ def cast_to(arrays: ArrayRecord, expected: Spec) -> ArrayRecord:
                         for k, a in arrays.items()})
 
 
+def contributing(replies: list[Message], weight_key: str = "num-examples") -> list[Message]:
+    """The replies that carry something to aggregate: errors (the strategy counts them) and
+    replies with a positive weight. A reply of weight 0 (a client with no sample to train on)
+    adds nothing to a weighted mean, and a robust strategy must not take its arrays, which no
+    data moved, for an update."""
+    return [msg for msg in replies if msg.has_error() or any(
+        record.get(weight_key, 1) > 0 for record in msg.content.metric_records.values())]
+
+
+def shared_metric_keys(replies: list[Message]) -> list[Message]:
+    """``replies`` with each MetricRecord cut to the keys that every reply's record of that
+    name carries. Flower's strategies average client metrics only when all replies carry the
+    same keys (FedAvg stops the round otherwise), while a client reports some metrics only
+    where they apply: a continual client with an empty prototype memory, one that missed a
+    task boundary. fedlite's own round summary has read every key before this."""
+    good = [msg for msg in replies if not msg.has_error()]
+    names = {name for msg in good for name in msg.content.metric_records}
+    for name in names:
+        records = [msg.content.metric_records.get(name) for msg in good]
+        keys = [set(record) for record in records if record is not None]
+        shared = set.intersection(*keys)
+        if all(len(k) == len(shared) for k in keys):
+            continue
+        for msg, record in zip(good, records, strict=True):
+            if record is not None:
+                msg.content[name] = MetricRecord({k: v for k, v in record.items() if k in shared})
+    return replies
+
+
 def host_rejections(msg: Message) -> list[tuple[int, str]]:
     """The replies a host's summed reply left out as ``problem`` rejected them."""
     _, record = reduced_count(msg)
@@ -84,5 +113,10 @@ class Validation(Delegating):
             rejected.append((node, reason))
             log.warning("fedlite: round %d: rejected the reply of node %d: %s", server_round,
                         node, reason)
-        arrays, metrics = self.inner.aggregate_train(server_round, kept)
+        arrays, metrics = self.inner.aggregate_train(
+            server_round, shared_metric_keys(contributing(kept)))
         return (None if arrays is None else cast_to(arrays, self.model_spec)), metrics
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
+                           ) -> MetricRecord | None:
+        return self.inner.aggregate_evaluate(server_round, shared_metric_keys(list(replies)))

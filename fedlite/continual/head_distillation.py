@@ -48,7 +48,8 @@ def distil_head(student: Branch, teacher: Branch, probes: Callable[[int], tuple[
     with torch.no_grad():  # the pools: (features, teacher's embeddings, teacher's logits)
         teacher.eval()
         features = (probes(POOL_PROBES)[0].to(device), current.to(device))
-        pools = [(f, *teacher.head(f)) for f in features]
+        # a client holding no sample of the current task fits the head on the probes alone
+        pools = [(f, *teacher.head(f)) for f in features if len(f)]
     params = [*student.embed.parameters(), *student.classifier.parameters()]
     optimizer = torch.optim.Adam(params, lr=lr)
     was = student.training

@@ -166,6 +166,8 @@ def store(state: MutableMapping[str, np.ndarray], memory: Prototypes) -> None:
 def merge(old: Prototypes | None, new: Prototypes) -> Prototypes:
     if old is None or len(old) == 0:
         return new
+    if len(new) == 0:  # a client holding no sample of the classes just finished: keeps its own
+        return old
 
     def both(a: Tensor | None, b: Tensor | None) -> Tensor | None:
         return torch.cat([a, b]) if a is not None and b is not None else None

@@ -145,8 +145,8 @@ class Continual(Method):
         x, y = task_data(rnd.client.train_x, rnd.client.train_y, plan.tasks[task],
                          s.max_samples_per_class)
         if len(y) == 0:
-            log.warning("fedlite.continual: client %d holds no sample of task %d: it sends its "
-                        "arrays with weight 0 (counted in continual-empty-client)",
+            log.warning("fedlite.continual: client %d holds no sample of task %d: its reply "
+                        "weighs 0, so the server leaves it out of the aggregate",
                         rnd.client_id, task)
             metrics["continual-empty-client"] = 1.0
         model.set_seen(plan.seen_classes(task))

@@ -61,7 +61,7 @@ def natural_partitions(owners: np.ndarray, num_clients: int, seed: int) -> list[
     """One client per natural owner; with fewer clients than owners, a seeded sample of them.
 
     Written in numpy rather than with flwr-datasets' NaturalIdPartitioner, which walks every
-    row in Python (8 s for 160,000 rows on 2 cores, so minutes for Shakespeare's 3.25 M
+    row in Python (8 s for 160,000 rows on 2 cores, so minutes for Shakespeare's 3.18 M
     windows).
     """
     present = np.unique(owners)

@@ -144,3 +144,24 @@ def test_the_driver_counts_a_hosts_rejections_and_fails_clients_it_could_not_sum
     assert [e.error.reason for e in errors] == [
         "RuntimeError: boom", "rejected on its host node: 'w' holds NaN or Inf"]
     assert spec_of(ArrayRecord({"w": Array(np.zeros(2, np.float32))})) == expected
+
+
+def test_clients_with_nothing_to_train_on_weigh_nothing_on_their_host(server_identity):
+    # a continual client without a sample of the task replies with weight 0
+    expected = {"w": ((2,), "float32")}
+    mixed = reduce_replies([(1, reply([1.0, 2.0], 10, **{"train-loss": 1.0}), None),
+                            (2, reply([100.0, 100.0], 0, **{"train-loss": 9.0}), None)],
+                           expected, max_examples=100)
+    np.testing.assert_allclose(mixed["arrays"]["w"].numpy(), [1.0, 2.0])
+    assert dict(mixed["metrics"]) == {"num-examples": 10, "train-loss": 1.0}
+    assert mixed["reduction"]["replies"] == 2 and mixed["reduction"]["rejected-nodes"] == []
+    # a host whose every client had nothing: a reply of weight 0, which the driver leaves out
+    empty = reduce_replies([(3, reply([5.0, 5.0], 0), None)], expected, max_examples=100)
+    assert empty["metrics"]["num-examples"] == 0
+    validation = Validation(FedAvg())
+    validation.sent = {1: {1: expected, 2: expected}}
+    validation.model_spec = expected
+    replies = [Message(empty, reply_to=reply([0, 0], 1)), Message(mixed, reply_to=reply([0, 0], 1))]
+    arrays, _ = validation.aggregate_train(1, replies)
+    np.testing.assert_allclose(arrays["w"].numpy(), [1.0, 2.0])
+    assert validation.rejected[1] == []

@@ -32,7 +32,8 @@ class SkipConfig:
     audit_stale: bool = setting(False, "stale epochs also run the selection forward, to report "
                                        "the dropped share on fresh confidences (costs what "
                                        "stale selection saves)")
-    # the first round always skips nothing (no threshold yet), so 0 and 1 behave alike
+    # with period "round" the first round skips nothing (no threshold yet), so 0 and 1 behave
+    # alike; with period "epoch" round 1's second epoch already has a threshold
     warmup_rounds: int = setting(0, "the run's first n rounds skip nothing (the histogram still "
                                     "fills)")
     # p_y > 0.5 means the labeled class wins the argmax: above the floor a skipped sample is

@@ -157,6 +157,30 @@ def test_empty_memory_is_logged_and_counted(tmp_path, partition_cache):
     assert "continual/proto-labels" not in state
 
 
+def test_a_client_without_the_tasks_classes_replies_with_weight_zero_and_keeps_its_memory(
+        tmp_path, partition_cache):
+    # Dirichlet-split clients often hold none of a task's classes: such a client must still
+    # finish its round (the student's head steps then fit on the probes alone), and at the
+    # next boundary, finding none of the classes just finished, keep the memory it has.
+    from fedlite.data import ClientData
+
+    cfg = cfg_for(tmp_path)
+    data = data_for(cfg)
+    model = initial_model(cfg, data)
+    client = data.client(0)
+    keep = client.train_y < 2  # task 0's classes only
+    lacking = ClientData(client.train_x[keep], client.train_y[keep], client.test_x, client.test_y)
+    state: dict[str, np.ndarray] = {}
+    local_round(model, lacking, cfg, 1, 0, "cpu", state)
+    second = local_round(model, lacking, cfg, 2, 0, "cpu", state)  # task 1: classes 2 and 3
+    assert second.num_examples == 0 and second.method_metrics["continual-empty-client"] == 1
+    assert sorted(state["continual/proto-labels"].tolist()) == [0, 1]
+    third = local_round(model, lacking, cfg, 3, 0, "cpu", state)  # none of 2, 3 to remember
+    assert third.method_metrics["continual-missing-prototypes"] == 2
+    assert sorted(state["continual/proto-labels"].tolist()) == [0, 1]
+    assert state["continual/proto-samples"].shape == (2, 1, 8, 8)
+
+
 def test_student_distillation_loss_falls_on_digits(digits):
     torch.manual_seed(0)
     from fedlite.continual.model import ContinualNet
