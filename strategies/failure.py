@@ -36,7 +36,7 @@ def cause(strategy: Any, rounds: list[int]) -> str:
             node, reason = rejected[0]
             return (f"round {server_round}: the reply of node {node} was rejected ({reason}); a "
                     "reply must carry exactly the arrays the server sent, with their shapes "
-                    "and dtypes, finite values and a positive num-examples. A strategy that "
+                    "and dtypes, finite values and a num-examples of 0 or more. A strategy that "
                     "changes them (or a client that does) is the place to look")
     for server_round in rounds:
         traffic = strategy.rounds.get(server_round)

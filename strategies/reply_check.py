@@ -1,5 +1,6 @@
 """What a training reply must be before it is aggregated: the keys, shapes and dtypes that were
-sent, finite values, and one positive ``num-examples`` no larger than the samples there are.
+sent, finite values, and one ``num-examples`` from 0 (nothing to train on) to the samples there
+are.
 
 The driver's ``Validation`` applies it to every reply; a host node that sums its clients'
 replies (``strategies.reduction``) applies it to each before the sum.

@@ -3,8 +3,9 @@
 One NaN, one wrong shape or one ``num-examples = 1e12`` is enough to ruin a weighted average
 (or crash it), and Flower's FedAvg checks only that a reply has one ArrayRecord and one
 MetricRecord. A training reply must carry exactly the keys that were sent, with the same
-shapes and dtypes, finite values, and a positive ``num-examples`` no larger than
-``max_examples``. Rejected replies are left out; the rest go to the wrapped strategy.
+shapes and dtypes, finite values, and a ``num-examples`` from 0 to ``max_examples``. Rejected
+replies are left out, and so are well-formed replies of weight 0 (a client with nothing to
+train on); the rest go to the wrapped strategy, with the metric keys they all carry.
 
 What the wrapped strategy returns is cast back to the dtypes that were sent: Flower's FedOpt
 family and DP wrappers compute in float64, and the model's arrays keep their own dtype on the
