@@ -257,8 +257,6 @@ def run(quick: bool) -> dict[str, Any]:
     # spawn: a fresh interpreter per worker (torch and fork do not mix)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         heldout = list(pool.map(heldout_seed, seeds, [quick] * len(seeds)))
-    plain_acc = [r["accuracy"] for r in series["plain"]]
-    before_last = plain_acc[max(0, len(plain_acc) - 1 - FINAL_ROUNDS)]
     skip = result["arms"][HEADLINE]
     stale = {**result["arms"][STALE], "selection_every": STALE_EVERY,
              **audit_replay(base.with_keys(ARMS[STALE]), series[STALE]),
@@ -274,7 +272,7 @@ def run(quick: bool) -> dict[str, Any]:
         "order": "per round, arms in turns; who goes first alternates",
         "skipping_arms_run": "until their client seconds reach plain's, at most "
                              f"{MAX_ROUNDS_FACTOR * base.num_rounds} rounds",
-        "plain_gain_last_5_rounds": round(100 * (plain_acc[-1] - before_last), 2),
+        "plain_gain_last_5_rounds": plain_gain(series["plain"]),
         **result,
         # the keys the goals are judged on: the headline arm's
         "time_to_accuracy_speedup_client": skip["speedup_client"],
@@ -336,10 +334,18 @@ def draw(series: Mapping[str, list[dict[str, Any]]], target: float, path: Path) 
     return save_figure(fig, path)
 
 
-def summary_line(record: dict[str, Any]) -> str:
-    def speed(value: float | None) -> str:
-        return "never reached" if value is None else f"{value:.2f}x"
+def plain_gain(plain: list[dict[str, Any]]) -> float:
+    """Points plain training gained over its last ``FINAL_ROUNDS`` rounds: how flat it ended."""
+    accuracy = [r["accuracy"] for r in plain]
+    return round(100 * (accuracy[-1] - accuracy[max(0, len(accuracy) - 1 - FINAL_ROUNDS)]), 2)
 
+
+def speed(value: float | None) -> str:
+    """A speed-up as the summary lines print it."""
+    return "never reached" if value is None else f"{value:.2f}x"
+
+
+def summary_line(record: dict[str, Any]) -> str:
     gaps = ", ".join(f"{gap:+.2f}" for gap in record["heldout_accuracy_gaps"])
     return (f"{record['headline_arm']}: time to {100 * record['target_accuracy']:.2f}%: client "
             f"{speed(record['time_to_accuracy_speedup_client'])} (goal >= 1.3x), wall "

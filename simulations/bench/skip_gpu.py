@@ -69,8 +69,6 @@ def run(quick: bool) -> dict[str, Any]:
     series = skip.interleaved({arm: base.with_keys(skip.ARMS[arm]) for arm in GPU_ARMS},
                               skip.MAX_ROUNDS_FACTOR * base.num_rounds, start + DEADLINE)
     result = skip.compare(series)
-    plain_acc = [r["accuracy"] for r in series["plain"]]
-    before_last = plain_acc[max(0, len(plain_acc) - 1 - skip.FINAL_ROUNDS)]
     headline = result["arms"][skip.HEADLINE]
     record = {
         "rounds": base.num_rounds, "rounds_run_plain": len(series["plain"]),
@@ -82,7 +80,7 @@ def run(quick: bool) -> dict[str, Any]:
         "headline_arm": skip.HEADLINE, "target_margin_points": 100 * skip.TARGET_MARGIN,
         "deadline_seconds": DEADLINE,
         "stopped_by_deadline": time.monotonic() > start + DEADLINE,
-        "plain_gain_last_5_rounds": round(100 * (plain_acc[-1] - before_last), 2),
+        "plain_gain_last_5_rounds": skip.plain_gain(series["plain"]),
         **result,
         "time_to_accuracy_speedup_client": headline["speedup_client"],
         "time_to_accuracy_speedup_wall": headline["speedup_wall"],
@@ -95,11 +93,8 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def summary_line(record: dict[str, Any]) -> str:
-    def speed(value: float | None) -> str:
-        return "never reached" if value is None else f"{value:.2f}x"
-
     arms = "; ".join(
-        f"{arm}: client {speed(values['speedup_client'])}, selection "
+        f"{arm}: client {skip.speed(values['speedup_client'])}, selection "
         f"{values['cost_model']['selection_share_of_step']:.3f} of a step, skipped "
         f"{100 * values['skipped_share_final_rounds']:.1f}%"
         for arm, values in record["arms"].items())
